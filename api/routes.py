@@ -1,0 +1,110 @@
+"""Routes stay thin: validate, call the library, shape the response."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path
+
+from api.deps import EngineDep, SettingsDep, require_api_key
+from api.schemas import (
+    AskRequest,
+    AskResponse,
+    ErrorResponse,
+    Health,
+    Paragraph,
+    SourceDetail,
+    SourceInfo,
+    SourceList,
+)
+from rag.errors import InvalidQuestionError, SourceNotFoundError
+
+router = APIRouter()
+protected = APIRouter(dependencies=[Depends(require_api_key)])
+
+_ERRORS = {
+    401: {
+        "model": ErrorResponse,
+        "description": "Missing or wrong API key (only when one is set).",
+    },
+    422: {"model": ErrorResponse, "description": "Invalid request."},
+}
+
+
+@router.get("/health", response_model=Health, tags=["meta"])
+async def health(engine: EngineDep) -> Health:
+    manifest = engine.qa.index.manifest
+    return Health(
+        status="ok",
+        model=manifest["model"]["name"],
+        dimension=manifest["model"]["dimension"],
+        built_at=manifest["built_at"],
+        build_id=manifest["build_id"],
+        counts=manifest["counts"],
+        dense_index=manifest["dense"]["kind"],
+    )
+
+
+@protected.post(
+    "/ask",
+    response_model=AskResponse,
+    responses={**_ERRORS, 413: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    tags=["qa"],
+)
+async def ask(body: AskRequest, engine: EngineDep, settings: SettingsDep) -> AskResponse:
+    """Answer a question with verbatim text from the articles and exact citations."""
+    limit = settings.max_question_chars
+    if len(body.question) > limit:
+        raise InvalidQuestionError(
+            f"question is {len(body.question)} characters; the limit is {limit}"
+        )
+    result = await engine.ask(body.question, body.top_k)
+    return AskResponse.model_validate(result.to_dict())
+
+
+@protected.get("/sources", response_model=SourceList, responses=_ERRORS, tags=["sources"])
+async def sources(engine: EngineDep) -> SourceList:
+    index = engine.qa.index
+    return SourceList(
+        sources=[
+            SourceInfo(
+                source=name,
+                sha256=doc.sha256,
+                chars=len(doc.text),
+                paragraphs=len(index.paragraphs(name)),
+            )
+            for name, doc in sorted(index.documents.items())
+        ]
+    )
+
+
+@protected.get(
+    "/sources/{name:path}",
+    response_model=SourceDetail,
+    responses={**_ERRORS, 404: {"model": ErrorResponse}},
+    tags=["sources"],
+)
+async def source(
+    engine: EngineDep, name: str = Path(description="A name from GET /sources.")
+) -> SourceDetail:
+    """A file's paragraphs with their numbers and offsets. Names are looked up among the
+    indexed sources only; nothing is read from disk, so no path can escape the corpus."""
+    index = engine.qa.index
+    doc = index.documents.get(name)
+    if doc is None:
+        raise SourceNotFoundError(name)
+    return SourceDetail(
+        source=name,
+        sha256=doc.sha256,
+        paragraphs=[
+            Paragraph(
+                paragraph=p.number,
+                start=p.start,
+                end=p.end,
+                kind=p.kind,
+                text=doc.text[p.start : p.end],
+            )
+            for p in index.paragraphs(name)
+        ],
+    )
+
+
+router.include_router(protected)

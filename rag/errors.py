@@ -1,0 +1,42 @@
+"""Domain exceptions. The library raises these; only `api/` turns them into HTTP responses."""
+
+from __future__ import annotations
+
+REBUILD_HINT = "rebuild it with: rag index --corpus <DIR> --out <INDEX_DIR>"
+
+
+class RagError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class CorpusError(RagError):
+    """The corpus folder cannot be read into documents (missing, empty, bad encoding)."""
+
+
+class IndexNotFoundError(RagError):
+    """No index exists at the given path."""
+
+    def __init__(self, path: object) -> None:
+        super().__init__(f"no index at {path}; build one with: rag index --out {path}")
+
+
+class IndexMismatchError(RagError):
+    """The index on disk is damaged or was built with other settings than requested."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.problem = problem
+        super().__init__(
+            f"index at {path} is unusable: {problem}; "
+            f"rebuild it with: rag index --corpus <DIR> --out {path}"
+        )
+
+
+class SourceNotFoundError(RagError):
+    """A source name that is not a file of the indexed corpus."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no source named {name!r} in the corpus; GET /sources lists them")
+
+
+class InvalidQuestionError(RagError):
+    """A question the pipeline cannot process (empty, too long)."""

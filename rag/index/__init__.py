@@ -1,0 +1,26 @@
+"""Index stage: dense (FAISS) and sparse (BM25) indexes plus chunk records, on disk."""
+
+from rag.index.dense import DenseIndex
+from rag.index.sparse import SparseIndex, tokenize
+from rag.index.store import (
+    BuildReport,
+    Index,
+    build_index,
+    embed_text,
+    load_index,
+    read_manifest,
+    stale_reason,
+)
+
+__all__ = [
+    "BuildReport",
+    "DenseIndex",
+    "Index",
+    "SparseIndex",
+    "build_index",
+    "embed_text",
+    "load_index",
+    "read_manifest",
+    "stale_reason",
+    "tokenize",
+]

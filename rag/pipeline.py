@@ -1,0 +1,145 @@
+"""Pipeline: question in, verbatim answer and exact citations out.
+
+Entry point: `QA.load(index_dir).ask(question, top_k)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.answerer import Answer, extract_answer
+from rag.config import PipelineConfig
+from rag.embedder import Embedder
+from rag.errors import InvalidQuestionError
+from rag.index import Index, load_index
+from rag.retriever import Hit, retrieve
+
+TOP_K_MIN, TOP_K_MAX = 1, 20
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    source: str
+    paragraph: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    source: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
+    also_in: list[SourceRef] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AnswerSource:
+    source: str
+    paragraph: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Result:
+    question: str
+    answer: str | None
+    answer_source: AnswerSource | None
+    confidence: float
+    citations: list[Citation]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_question(question: str, top_k: int) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidQuestionError("question must be a non-empty string")
+    if not TOP_K_MIN <= top_k <= TOP_K_MAX:
+        raise InvalidQuestionError(
+            f"top_k must be between {TOP_K_MIN} and {TOP_K_MAX}, got {top_k}"
+        )
+    return question.strip()
+
+
+class QA:
+    """An index and the embedder it was built with, ready to answer."""
+
+    def __init__(self, index: Index, embedder: Embedder) -> None:
+        if embedder.name != index.manifest["model"]["name"]:
+            raise ValueError(
+                f"index built with {index.manifest['model']['name']}, embedder is {embedder.name}"
+            )
+        self.index = index
+        self.embedder = embedder
+        self.config = index.config
+
+    @classmethod
+    def load(
+        cls, path: Path, config: PipelineConfig | None = None, embedder: Embedder | None = None
+    ) -> QA:
+        index = load_index(Path(path), config)
+        return cls(index, embedder or Embedder(index.config.embedder))
+
+    def ask(self, question: str, top_k: int = 5) -> Result:
+        question = check_question(question, top_k)
+        return self.answer(question, self.embedder.encode([question])[0], top_k)
+
+    def ask_batch(self, questions: list[str], top_k: int = 5) -> list[Result]:
+        """Answer several questions with one forward pass of the model."""
+        cleaned = [check_question(q, top_k) for q in questions]
+        vectors = self.embedder.encode(cleaned)
+        return [self.answer(q, v, top_k) for q, v in zip(cleaned, vectors, strict=True)]
+
+    def answer(self, question: str, vector: np.ndarray, top_k: int = 5) -> Result:
+        """Retrieve, fold, extract: everything after the question's embedding."""
+        index = self.index
+        hits, by_id = retrieve(index, question, vector, top_k, self.config.retriever)
+        answer = extract_answer(index, question, vector, hits, by_id, self.config.answerer)
+        hits = _answer_first(hits, answer, by_id)
+        answer_source = None
+        if answer.chunk_id is not None:
+            chunk = index.chunks[answer.chunk_id]
+            answer_source = AnswerSource(chunk.source, chunk.paragraph, answer.start, answer.end)
+        return Result(
+            question=question,
+            answer=answer.text,
+            answer_source=answer_source,
+            confidence=answer.confidence,
+            citations=[self._citation(h) for h in hits],
+        )
+
+    def _citation(self, hit: Hit) -> Citation:
+        chunk = self.index.chunks[hit.chunk_id]
+        also = [self.index.chunks[i] for i in hit.also_in]
+        return Citation(
+            source=chunk.source,
+            paragraph=chunk.paragraph,
+            start=chunk.start,
+            end=chunk.end,
+            text=chunk.text,
+            score=round(hit.score, 4),
+            also_in=[SourceRef(c.source, c.paragraph) for c in also],
+        )
+
+
+def _answer_first(hits: list[Hit], answer: Answer, by_id: dict[int, Hit]) -> list[Hit]:
+    """Put the answer's passage first. If it was folded under a duplicate, it becomes the
+    group's visible member and the other moves to `also_in`."""
+    if answer.chunk_id is None:
+        return hits
+    cid = answer.chunk_id
+    for i, hit in enumerate(hits):
+        if cid == hit.chunk_id:
+            return [hit, *hits[:i], *hits[i + 1 :]]
+        if cid in hit.also_in:
+            base = by_id.get(cid) or hit
+            lead = Hit(cid, base.score, base.dense, base.sentence, base.bm25, base.sentence_scores)
+            lead.also_in = [hit.chunk_id, *(j for j in hit.also_in if j != cid)]
+            return [lead, *hits[:i], *hits[i + 1 :]]
+    raise AssertionError("the answer came from a passage that is not among the hits")
