@@ -1,53 +1,33 @@
 """Answerer: pick the best verbatim sentence from the top passages, or abstain.
 
-Entry point: `extract_answer(index, question, vector, hits, config)`.
+Entry point: `extract_answer(index, question, hits, by_id, config)`.
 
-No reader model ships offline, so the answer is chosen from the text's own structure:
-- every sentence of the top passages (and of their folded duplicates) is scored by its
-  cosine with the question, the share of the question's rare words it contains
-  (IDF-weighted, so names and numbers count most), the passage's fused score, and
-  whether it holds what the question asks for (a date for "when", a number for "how many");
-- the words a sentence leans on (its heading, the sentence before a quote) count too;
-- the evidence that the corpus answers at all is the best of those signals on the
-  answer's passage; below `min_score` the answer is null.
+No reader model ships offline, so the answer is chosen from the text's own structure.
+Every sentence of the top passages (and of their folded duplicates) is scored by:
+- late interaction between the question and the sentence's own tokens (in context);
+- the IDF-weighted share of the question's terms the sentence contains;
+- its passage's fused retrieval score (the heading and the sentence before count there);
+- whether it holds what the question asks for (a date for "when", a number for "how
+  many", a quotation for "what did X say").
+Whether the corpus answers at all is judged on the chosen sentence and its passage: how
+well the question's words are matched by the sentence's tokens and by the passage's
+tokens with their context (late interaction, IDF-weighted, so the rare words of the
+question must find a match). Below `min_score` the answer is null.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.config import AnswererConfig
 from rag.index import Index, tokenize
-from rag.retriever import Hit
-
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE = re.compile(
-    rf"\b(?:{_MONTHS}|\d{{4}}|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"
-)
-_NUMBER = re.compile(
-    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|hundreds?|thousands?|millions?|dozens?)\b",
-    re.I,
-)
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+")
-_QUOTE = re.compile(r"[“\"]")
-
-
-def _expects(question: str) -> re.Pattern[str] | None:
-    """What kind of text would answer the question, from its wh-word."""
-    q = question.lower()
-    if re.search(r"\bwhen\b|\bwhat (?:date|day|year|month)\b|\bwhich (?:date|day|year|month)\b", q):
-        return _DATE
-    if re.search(r"\bhow (?:many|much|long|old)\b|\bwhat (?:number|share|percentage)\b", q):
-        return _NUMBER
-    if re.search(r"\bwho\b|\bwhose\b|\bwhom\b", q):
-        return _NAME
-    if re.search(r"\bwhat did .* (?:say|write|tell|warn|call)\b|\bquote\b", q):
-        return _QUOTE
-    return None
+from rag.index.late import maxsim
+from rag.index.store import text_offset
+from rag.question import Question
+from rag.retriever import Hit, query_weights
 
 
 @dataclass(frozen=True)
@@ -60,33 +40,41 @@ class Answer:
     evidence: float
 
 
-def coverage(index: Index, question_tokens: list[str], text: str) -> float:
-    """IDF-weighted share of the question's tokens found in `text`. A token the corpus
-    never uses gets the highest IDF: a question about something absent scores low."""
-    if not question_tokens:
+def coverage(index: Index, terms: list[str], text: str) -> float:
+    """IDF-weighted share of the question's terms found in `text`. A term the corpus
+    never uses gets the highest IDF."""
+    if not terms:
         return 0.0
     present = set(tokenize(text))
     n = index.sparse.size
     top_idf = math.log(1 + (n + 0.5) / 0.5)
-    weights = {t: index.sparse.idf(t) or top_idf for t in set(question_tokens)}
+    weights = {t: index.sparse.idf(t) or top_idf for t in set(terms)}
     total = sum(weights.values())
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
-def _sentence_scores(
-    index: Index, cid: int, vector: np.ndarray, by_id: dict[int, Hit]
-) -> np.ndarray:
-    hit = by_id.get(cid)
-    if hit is not None and len(hit.sentence_scores):
-        return hit.sentence_scores
-    offsets = index.sentence_offsets
-    return index.sentence_vectors[offsets[cid] : offsets[cid + 1]] @ vector
+def _sentence_late(index: Index, cid: int, question: Question, weights: np.ndarray) -> list[float]:
+    """MaxSim of the question against each sentence's tokens (contextual, from the chunk)."""
+    chunk = index.chunks[cid]
+    tokens, spans = index.tokens.block(cid)
+    shift = text_offset(chunk) - chunk.start  # file offset -> offset in the embedded text
+    scores = []
+    for s, e in chunk.sentences:
+        inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
+        scores.append(maxsim(question.tokens, weights, tokens[inside]))
+    return scores
+
+
+def evidence(hit: Hit, sentence_late: float) -> float:
+    """How strongly the chosen sentence and its passage match the question, in [0, 1]."""
+    passage = hit.late_context if hit.late_context else hit.dense
+    sentence = sentence_late if sentence_late else passage
+    return 0.5 * sentence + 0.5 * passage
 
 
 def extract_answer(
     index: Index,
-    question: str,
-    vector: np.ndarray,
+    question: Question,
     hits: list[Hit],
     by_id: dict[int, Hit],
     config: AnswererConfig,
@@ -94,36 +82,37 @@ def extract_answer(
     """The best sentence of the top passages, with its offsets, or a null answer."""
     if not hits:
         return Answer(None, None, None, None, 0.0, 0.0)
-    q_tokens = tokenize(question)
-    expects = _expects(question)
-    best: tuple[float, int, int, int, float] | None = None  # score, cid, start, end, evidence
+    weights = query_weights(index, question)
+    best: tuple[float, int, int, int, float] | None = None  # score, chunk, start, end, late
     for rank, hit in enumerate(hits[: config.passages]):
         for cid in [hit.chunk_id, *hit.also_in]:
             chunk = index.chunks[cid]
-            scored = by_id.get(cid)
-            passage = scored.score if scored is not None else hit.score
-            context = chunk.context if config.use_context else ""
-            chunk_cov = (
-                coverage(index, q_tokens, f"{context}\n{chunk.text}") if config.use_lexical else 0.0
-            )
-            cosines = _sentence_scores(index, cid, vector, by_id)
-            for (s, e), cos in zip(chunk.sentences, cosines, strict=True):
-                sentence = index.documents[chunk.source].text[s:e]
-                lex = coverage(index, q_tokens, sentence) if config.use_lexical else 0.0
-                score = 0.45 * float(cos) + 0.25 * lex + 0.10 * chunk_cov + 0.20 * passage
-                if expects is not None and expects.search(sentence):
-                    score += 0.05
-                score -= 0.01 * rank  # ties go to the better-ranked passage
-                evidence = 0.5 * max(float(cos), float(index.chunk_vectors[cid] @ vector)) + 0.5 * (
-                    chunk_cov if config.use_lexical else float(cos)
+            passage = by_id[cid].score if cid in by_id else hit.score
+            text = index.documents[chunk.source].text
+            late = _sentence_late(index, cid, question, weights)
+            for (s, e), sentence_late in zip(chunk.sentences, late, strict=True):
+                sentence = text[s:e]
+                lexical = coverage(index, question.terms, sentence) if config.use_lexical else 0.0
+                typed = float(
+                    bool(config.use_type and question.expects and question.expects.search(sentence))
+                )
+                score = (
+                    config.w_sentence * sentence_late
+                    + config.w_lexical * lexical
+                    + config.w_passage * passage
+                    + config.w_type * typed
+                    - config.rank_penalty * rank
                 )
                 if best is None or score > best[0]:
-                    best = (score, cid, s, e, evidence)
+                    best = (score, cid, s, e, sentence_late)
     assert best is not None
-    score, cid, s, e, evidence = best
+    _, cid, s, e, sentence_late = best
+    strength = evidence(by_id.get(cid) or hits[0], sentence_late)
     # Map evidence to (0, 1) around the abstention threshold: 0.5 exactly at it.
-    confidence = 1.0 / (1.0 + math.exp(-12.0 * (evidence - config.min_score)))
-    if evidence < config.min_score:
-        return Answer(None, None, None, None, round(confidence, 4), evidence)
+    confidence = round(
+        1.0 / (1.0 + math.exp(-config.confidence_slope * (strength - config.min_score))), 4
+    )
+    if strength < config.min_score:
+        return Answer(None, None, None, None, confidence, strength)
     text = index.documents[index.chunks[cid].source].text[s:e]
-    return Answer(text, cid, s, e, round(confidence, 4), evidence)
+    return Answer(text, cid, s, e, confidence, strength)

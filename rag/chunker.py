@@ -207,18 +207,25 @@ def _pack(text: str, spans: list[tuple[int, int]], config: ChunkerConfig) -> lis
     return pieces
 
 
-_PRONOUN_START = re.compile(r"[\"“‘']|(?:He|She|They|It|His|Her|Their|This|These)\b")
+def _tail(text: str, budget: int, encoding: str) -> str:
+    """The longest run of whole words at the end of `text` within `budget` tokens."""
+    if count_tokens(text, encoding) <= budget:
+        return text
+    words = text.split()
+    while words and count_tokens(" ".join(words), encoding) > budget:
+        words = words[max(1, len(words) // 8) :]
+    return " ".join(words)
 
 
-def _context(text: str, heading: str | None, prev: Paragraph | None, body: str) -> str:
-    """The heading, plus the previous paragraph's last sentence when this paragraph
-    leans on it (opens with a quote or a pronoun, or quotes someone "he added")."""
+def _context(text: str, heading: str | None, prev: Paragraph | None, config: ChunkerConfig) -> str:
+    """What a paragraph leans on: the heading above it and the last sentence of the
+    paragraph before (who "he" is, what "such scenarios" are, whose quote "he added"
+    continues). Kept within `context_tokens`, so context never crowds out the text."""
     parts = [heading] if heading else []
-    leans = _PRONOUN_START.match(body) or re.search(r"\b(?:he|she|they) (?:added|said)\b", body)
-    if prev is not None and leans:
+    if prev is not None:
         s, e = split_sentences(text, prev.start, prev.end)[-1]
         parts.append(text[s:e])
-    return "\n".join(parts)
+    return _tail("\n".join(parts), config.context_tokens, config.encoding) if parts else ""
 
 
 def chunk_document(doc: Document, config: ChunkerConfig) -> list[Chunk]:
@@ -238,7 +245,7 @@ def chunk_document(doc: Document, config: ChunkerConfig) -> list[Chunk]:
             if count_tokens(text[para.start : para.end], config.encoding) <= config.max_tokens
             else _pack(text, sentences, config)
         )
-        context = _context(text, heading, prev, text[para.start : para.end])
+        context = _context(text, heading, prev, config)
         for s, e in pieces:
             chunks.append(
                 Chunk(

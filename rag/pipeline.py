@@ -5,16 +5,15 @@ Entry point: `QA.load(index_dir).ask(question, top_k)`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import numpy as np
 
 from rag.answerer import Answer, extract_answer
 from rag.config import PipelineConfig
-from rag.embedder import Embedder
+from rag.embedder import Embedder, EncodedQuestion
 from rag.errors import InvalidQuestionError
 from rag.index import Index, load_index
+from rag.question import analyse
 from rag.retriever import Hit, retrieve
 
 TOP_K_MIN, TOP_K_MAX = 1, 20
@@ -87,20 +86,24 @@ class QA:
         return cls(index, embedder or Embedder(index.config.embedder))
 
     def ask(self, question: str, top_k: int = 5) -> Result:
-        question = check_question(question, top_k)
-        return self.answer(question, self.embedder.encode([question])[0], top_k)
+        return self.ask_batch([question], top_k)[0]
 
     def ask_batch(self, questions: list[str], top_k: int = 5) -> list[Result]:
         """Answer several questions with one forward pass of the model."""
         cleaned = [check_question(q, top_k) for q in questions]
-        vectors = self.embedder.encode(cleaned)
-        return [self.answer(q, v, top_k) for q, v in zip(cleaned, vectors, strict=True)]
+        encoded = self.encode(cleaned)
+        return [self.answer(q, e, top_k) for q, e in zip(cleaned, encoded, strict=True)]
 
-    def answer(self, question: str, vector: np.ndarray, top_k: int = 5) -> Result:
-        """Retrieve, fold, extract: everything after the question's embedding."""
+    def encode(self, questions: list[str]) -> list[EncodedQuestion]:
+        """The model's part of answering: one forward pass for all `questions`."""
+        return self.embedder.encode_questions(questions)
+
+    def answer(self, question: str, encoded: EncodedQuestion, top_k: int = 5) -> Result:
+        """Retrieve, fold, extract: everything after the question's forward pass."""
         index = self.index
-        hits, by_id = retrieve(index, question, vector, top_k, self.config.retriever)
-        answer = extract_answer(index, question, vector, hits, by_id, self.config.answerer)
+        analysed = analyse(question, encoded)
+        hits, by_id = retrieve(index, analysed, top_k, self.config.retriever)
+        answer = extract_answer(index, analysed, hits, by_id, self.config.answerer)
         hits = _answer_first(hits, answer, by_id)
         answer_source = None
         if answer.chunk_id is not None:
@@ -139,7 +142,8 @@ def _answer_first(hits: list[Hit], answer: Answer, by_id: dict[int, Hit]) -> lis
             return [hit, *hits[:i], *hits[i + 1 :]]
         if cid in hit.also_in:
             base = by_id.get(cid) or hit
-            lead = Hit(cid, base.score, base.dense, base.sentence, base.bm25, base.sentence_scores)
-            lead.also_in = [hit.chunk_id, *(j for j in hit.also_in if j != cid)]
+            lead = replace(
+                base, chunk_id=cid, also_in=[hit.chunk_id, *(j for j in hit.also_in if j != cid)]
+            )
             return [lead, *hits[:i], *hits[i + 1 :]]
     raise AssertionError("the answer came from a passage that is not among the hits")

@@ -1,12 +1,16 @@
-"""Retriever: dense and BM25 candidates fused into one ranking, near-duplicates folded.
+"""Retriever: dense and BM25 candidates, reranked into one ranking, duplicates folded.
 
-Entry point: `retrieve(index, question, vector, k, config)`.
+Entry point: `retrieve(index, question, k, config)`.
 
-The fused score is a convex mix of three pieces, each in [0, 1]-ish:
-- the cosine of the question and the chunk (embedded with its heading context),
-- the best cosine of the question and one sentence of the chunk (a long paragraph
-  about several things still matches a question about one of them),
-- BM25 divided by the best BM25 for this question (so the mix is scale-free).
+1. Candidates: the `candidates` best chunks by pooled cosine (FAISS) and by BM25.
+2. Each candidate gets a fused score, a weighted sum of signals in [0, 1]:
+   - late interaction (MaxSim of the question's word pieces against the chunk's own
+     tokens, and against its tokens with the context: heading, sentence before);
+   - BM25 divided by the best BM25 for this question (scale-free);
+   - whether the chunk holds what the question asks for (a date for "when"...);
+   - the pooled cosine.
+   The weights were chosen on the seeds question set by cross-validation (README).
+3. Near-duplicates of a better hit are folded into its `also_in`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ import numpy as np
 
 from rag.config import RetrieverConfig
 from rag.index import Index
+from rag.index.late import maxsim
+from rag.index.store import text_offset
+from rag.question import Question
+
+MODES = ("hybrid", "dense", "bm25")
 
 
 @dataclass
@@ -24,50 +33,68 @@ class Hit:
     chunk_id: int
     score: float
     dense: float
-    sentence: float
+    late: float
+    late_context: float
     bm25: float
-    # Per-sentence cosines, aligned with the chunk's `sentences`.
-    sentence_scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    typed: float
     also_in: list[int] = field(default_factory=list)
 
 
-def weights(config: RetrieverConfig) -> tuple[float, float, float]:
-    """(dense, sentence, bm25) weights for the configured mode."""
-    if config.mode == "dense":
-        return config.w_dense, config.w_sentence, 0.0
-    if config.mode == "bm25":
-        return 0.0, 0.0, 1.0
-    if config.mode == "hybrid":
-        return config.w_dense, config.w_sentence, config.w_bm25
-    raise ValueError(f"unknown retriever mode {config.mode!r}; valid: hybrid, dense, bm25")
+def query_weights(index: Index, question: Question) -> np.ndarray:
+    """IDF of the question's word pieces over the chunks: rare words weigh most."""
+    return index.tokens.idf(question.token_ids)
 
 
-def score_candidates(
-    index: Index, question: str, vector: np.ndarray, config: RetrieverConfig
-) -> list[Hit]:
-    """Every candidate chunk with its fused score, best first, duplicates not folded."""
+def _candidates(
+    index: Index, question: Question, bm25: np.ndarray, config: RetrieverConfig
+) -> list[int]:
     n = len(index.chunks)
     k = min(config.candidates, n)
-    w_dense, w_sent, w_bm25 = weights(config)
-    candidates: set[int] = set()
-    if w_dense or w_sent:
-        _, ids = index.dense.search(vector[None, :], k)
-        candidates.update(int(i) for i in ids[0] if i >= 0)
-    bm25 = index.sparse.scores(question)
-    best_bm25 = float(bm25.max()) if n else 0.0
-    if best_bm25 > 0:
+    found: set[int] = set()
+    if config.mode != "bm25":
+        _, ids = index.dense.search(question.vector[None, :], k)
+        found.update(int(i) for i in ids[0] if i >= 0)
+    if config.mode != "dense" and n:
         top = np.argpartition(-bm25, k - 1)[:k] if k < n else np.arange(n)
-        candidates.update(int(i) for i in top if bm25[i] > 0)
+        found.update(int(i) for i in top if bm25[i] > 0)
+    return sorted(found)
 
+
+def score_candidates(index: Index, question: Question, config: RetrieverConfig) -> list[Hit]:
+    """Every candidate chunk with its fused score, best first, duplicates not folded."""
+    if config.mode not in MODES:
+        raise ValueError(f"unknown retriever mode {config.mode!r}; valid choices: {list(MODES)}")
+    bm25 = index.sparse.scores(question.terms)
+    best_bm25 = float(bm25.max()) if len(bm25) else 0.0
+    weights = query_weights(index, question)
     hits = []
-    offsets = index.sentence_offsets
-    for cid in candidates:
-        dense = float(index.chunk_vectors[cid] @ vector)
-        sentence_scores = index.sentence_vectors[offsets[cid] : offsets[cid + 1]] @ vector
-        sentence = float(sentence_scores.max()) if len(sentence_scores) else dense
+    for cid in _candidates(index, question, bm25, config):
+        chunk = index.chunks[cid]
+        dense = float(index.chunk_vectors[cid] @ question.vector)
         bm = float(bm25[cid]) / best_bm25 if best_bm25 > 0 else 0.0
-        score = w_dense * dense + w_sent * sentence + w_bm25 * bm
-        hits.append(Hit(cid, score, dense, sentence, bm, sentence_scores))
+        typed = float(bool(question.expects and question.expects.search(chunk.text)))
+        late = late_context = 0.0
+        if config.late_interaction and config.mode == "hybrid":
+            tokens, spans = index.tokens.block(cid)
+            own = spans[:, 0] >= text_offset(chunk)
+            late = maxsim(question.tokens, weights, tokens[own])
+            late_context = maxsim(question.tokens, weights, tokens) if config.use_context else late
+        if config.mode == "dense":
+            score = dense
+        elif config.mode == "bm25":
+            score = bm
+        elif config.late_interaction:
+            score = (
+                config.w_late * late
+                + config.w_late_context * late_context
+                + config.w_bm25 * bm
+                + config.w_type * typed
+                + config.w_dense * dense
+            )
+        else:  # hybrid on pooled vectors only: the late-interaction weight goes to them
+            w_pooled = config.w_late + config.w_late_context + config.w_dense
+            score = w_pooled * dense + config.w_bm25 * bm + config.w_type * typed
+        hits.append(Hit(cid, score, dense, late, late_context, bm, typed))
     hits.sort(key=lambda h: (-h.score, h.chunk_id))
     return hits
 
@@ -89,9 +116,8 @@ def fold_duplicates(index: Index, hits: list[Hit], k: int) -> list[Hit]:
 
 
 def retrieve(
-    index: Index, question: str, vector: np.ndarray, k: int, config: RetrieverConfig
+    index: Index, question: Question, k: int, config: RetrieverConfig
 ) -> tuple[list[Hit], dict[int, Hit]]:
     """Top `k` folded hits, and every scored candidate by chunk id."""
-    scored = score_candidates(index, question, vector, config)
-    by_id = {h.chunk_id: h for h in scored}
-    return fold_duplicates(index, scored, k), by_id
+    scored = score_candidates(index, question, config)
+    return fold_duplicates(index, scored, k), {h.chunk_id: h for h in scored}

@@ -49,8 +49,9 @@ class SparseIndex:
         model.index([tokenize(t) for t in texts], show_progress=False)
         return cls(model)
 
-    def scores(self, question: str) -> np.ndarray:
-        tokens = [t for t in tokenize(question) if t in self.model.vocab_dict]
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """BM25 of every document for already tokenized terms (see `tokenize`)."""
+        tokens = [t for t in terms if t in self.model.vocab_dict]
         if not tokens:
             return np.zeros(self.size, dtype=np.float32)
         return self.model.get_scores(tokens)

@@ -7,8 +7,10 @@ Layout of an index folder:
                        near-duplicates)
     documents.jsonl    the corpus texts, so sources are served from the index, not the disk
     dense.faiss        FAISS index over chunk vectors (context + text)
-    sentences.npy      one vector per sentence, rows grouped by chunk
-    keys.json          cache keys of every vector, so a rebuild re-embeds only new text
+    tokens.npy, token_ids.npy, token_spans.npy, token_offsets.npy
+                       contextual token embeddings of every chunk (late interaction)
+    keys.json          cache key of every chunk's embedded text, so a rebuild
+                       re-embeds only new text
     sparse/            bm25s index over chunk tokens
 """
 
@@ -40,16 +42,18 @@ from rag.config import (
     from_dict,
 )
 from rag.corpus import Document, read_corpus
-from rag.embedder import Embedder, text_key
-from rag.errors import IndexMismatchError, IndexNotFoundError
+from rag.embedder import Embedder, resolve_model_path, text_key
+from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
+from rag.index import late
 from rag.index.dense import DenseIndex, DenseKind
+from rag.index.late import TokenBlock, TokenStore
 from rag.index.sparse import SparseIndex
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss", "sentences.npy", "keys.json")
+_FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss", *late.FILES, "keys.json")
 _NORMALISE = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-"})
 
 
@@ -73,9 +77,7 @@ class Index:
     documents: dict[str, Document]
     dense: DenseIndex
     chunk_vectors: np.ndarray
-    sentence_vectors: np.ndarray
-    # Sentences of chunk i are rows sentence_offsets[i]:sentence_offsets[i + 1].
-    sentence_offsets: np.ndarray
+    tokens: TokenStore
     sparse: SparseIndex
     # duplicates[i]: ids of chunks that say the same as chunk i.
     duplicates: list[list[int]]
@@ -89,12 +91,9 @@ def embed_text(chunk: Chunk, use_context: bool = True) -> str:
     return f"{chunk.context}\n{chunk.text}" if use_context and chunk.context else chunk.text
 
 
-def _sentence_texts(chunks: list[Chunk]) -> tuple[list[str], np.ndarray]:
-    texts, offsets = [], [0]
-    for chunk in chunks:
-        texts.extend(chunk.text[s - chunk.start : e - chunk.start] for s, e in chunk.sentences)
-        offsets.append(len(texts))
-    return texts, np.asarray(offsets, dtype=np.int64)
+def text_offset(chunk: Chunk) -> int:
+    """Where the chunk's own text starts inside `embed_text(chunk)`."""
+    return len(chunk.context) + 1 if chunk.context else 0
 
 
 def _sha256_file(path: Path) -> str:
@@ -127,46 +126,54 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _cached_vectors(out: Path, model: str) -> dict[str, np.ndarray]:
-    """Vectors of the index already at `out`, by text key, if it used the same model."""
+def _cached_blocks(out: Path, model: str) -> dict[str, TokenBlock]:
+    """Encodings in the index already at `out`, by text key, if it used the same model."""
     try:
         manifest = json.loads((out / MANIFEST).read_text())
         if manifest["model"]["name"] != model:
             return {}
-        keys = json.loads((out / "keys.json").read_text())
-        dense = DenseIndex.load(out / "dense.faiss").vectors()
-        sentences = np.load(out / "sentences.npy")
-    except (OSError, ValueError, KeyError, RuntimeError):
+        keys = json.loads((out / "keys.json").read_text())["chunks"]
+        vectors = DenseIndex.load(out / "dense.faiss").vectors()
+        store = TokenStore.load(out)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError):
         return {}
-    if len(keys["chunks"]) != len(dense) or len(keys["sentences"]) != len(sentences):
+    if not len(keys) == len(vectors) == len(store):
         return {}
-    cache = dict(zip(keys["chunks"], dense, strict=True))
-    cache.update(zip(keys["sentences"], sentences, strict=True))
+    cache = {}
+    for i, key in enumerate(keys):
+        a, b = store.offsets[i], store.offsets[i + 1]
+        cache[key] = TokenBlock(
+            vectors[i], np.asarray(store.embeddings[a:b]), store.ids[a:b], store.spans[a:b]
+        )
     return cache
 
 
-def _embed(
-    embedder: Embedder, texts: list[str], cache: dict[str, np.ndarray]
-) -> tuple[np.ndarray, list[str], int]:
-    """Vectors for `texts`, computing only those whose key the cache lacks."""
+def _encode(
+    embedder: Embedder, texts: list[str], cache: dict[str, TokenBlock]
+) -> tuple[list[TokenBlock], list[str], int]:
+    """Encodings of `texts`, running the model only on those the cache lacks."""
     keys = [text_key(embedder.name, t) for t in texts]
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
     if missing:
-        fresh = embedder.encode([t for _, t in missing])
+        fresh = embedder.encode_blocks([t for _, t in missing])
         cache.update(zip([k for k, _ in missing], fresh, strict=True))
-    vectors = np.stack([cache[k] for k in keys]) if keys else np.zeros((0, embedder.dimension))
-    return vectors.astype(np.float32), keys, len(missing)
+    return [cache[k] for k in keys], keys, len(missing)
 
 
 def _normalised(text: str) -> str:
     return " ".join(text.translate(_NORMALISE).lower().split())
 
 
-def text_vectors(sentence_vectors: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """One vector per chunk from its own sentences only (mean, renormalised). Unlike the
-    indexed vector it leaves out the context, which neighbouring paragraphs share."""
-    sums = np.add.reduceat(sentence_vectors, offsets[:-1], axis=0)
-    return sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)
+def text_vectors(chunks: list[Chunk], blocks: list[TokenBlock]) -> np.ndarray:
+    """One vector per chunk from the tokens of its own text (mean-pooled, as MiniLM pools,
+    then renormalised). Unlike the indexed vector it leaves out the context, which
+    neighbouring paragraphs share and which would make them look alike."""
+    rows = []
+    for chunk, block in zip(chunks, blocks, strict=True):
+        own = block.embeddings[block.spans[:, 0] >= text_offset(chunk)]
+        mean = np.asarray(own if len(own) else block.embeddings, dtype=np.float32).mean(axis=0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+    return np.asarray(rows, dtype=np.float32).reshape(len(chunks), -1)
 
 
 def find_duplicates(
@@ -251,19 +258,20 @@ def build_index(
             f"embedder {embedder.name!r} differs from config {config.embedder.model!r}"
         )
 
-    cache = _cached_vectors(out, embedder.name) if use_cache else {}
-    reused_pool = len(cache)
-    chunk_vectors, chunk_keys, new_chunks = _embed(embedder, [embed_text(c) for c in chunks], cache)
-    sentence_texts, offsets = _sentence_texts(chunks)
-    sentence_vectors, sentence_keys, new_sentences = _embed(embedder, sentence_texts, cache)
-    embedded = new_chunks + new_sentences
-    reused = len(chunks) + len(sentence_texts) - embedded if reused_pool else 0
+    cache = _cached_blocks(out, embedder.name) if use_cache else {}
+    blocks, chunk_keys, embedded = _encode(embedder, [embed_text(c) for c in chunks], cache)
+    reused = len(chunks) - embedded
+    sentences = sum(len(c.sentences) for c in chunks)
 
-    dense = DenseIndex.build(chunk_vectors, dense_kind)
+    vectors = np.asarray([b.vector for b in blocks], dtype=np.float32).reshape(
+        len(chunks), embedder.dimension
+    )
+    dense = DenseIndex.build(vectors, dense_kind)
+    tokens = TokenStore.from_blocks(blocks, embedder.dimension)
     sparse = SparseIndex.build([embed_text(c) for c in chunks])
     duplicates = find_duplicates(
         chunks,
-        text_vectors(sentence_vectors, offsets),
+        text_vectors(chunks, blocks),
         config.retriever.duplicate_cosine,
         config.retriever.duplicate_cosine_cross_source,
     )
@@ -280,10 +288,8 @@ def build_index(
         _write_jsonl(tmp / "chunks.jsonl", rows)
         _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in docs])
         dense.save(tmp / "dense.faiss")
-        np.save(tmp / "sentences.npy", sentence_vectors)
-        (tmp / "keys.json").write_text(
-            json.dumps({"chunks": chunk_keys, "sentences": sentence_keys})
-        )
+        tokens.save(tmp)
+        (tmp / "keys.json").write_text(json.dumps({"chunks": chunk_keys}))
         sparse.save(tmp / "sparse")
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -301,7 +307,8 @@ def build_index(
             "counts": {
                 "documents": len(docs),
                 "chunks": len(chunks),
-                "sentences": len(sentence_texts),
+                "sentences": sentences,
+                "tokens": len(tokens.ids),
             },
             "sources": {d.source: d.sha256 for d in docs},
             "files": {name: _sha256_file(tmp / name) for name in _FILES},
@@ -318,7 +325,7 @@ def build_index(
     return BuildReport(
         documents=len(docs),
         chunks=len(chunks),
-        sentences=len(sentence_texts),
+        sentences=sentences,
         embedded=embedded,
         reused=reused,
         seconds=time.perf_counter() - started,
@@ -333,11 +340,47 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexMismatchError(path, f"manifest.json is unreadable ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexMismatchError(path, "manifest.json is not a JSON object")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
             path, f"format version {manifest.get('format_version')} is not {FORMAT_VERSION}"
         )
+    _check_manifest_shape(path, manifest)
     return manifest
+
+
+# Keys load_index relies on, with the type of their value (a dict: nested keys).
+_MANIFEST_SHAPE: dict = {
+    "build_id": str,
+    "built_at": str,
+    "model": {"name": str, "dimension": int},
+    "config": {"chunker": dict, "embedder": dict, "retriever": dict, "answerer": dict},
+    "dense": {"kind": str},
+    "counts": {"documents": int, "chunks": int, "sentences": int},
+    "sources": dict,
+    "files": dict,
+}
+
+
+def _check_manifest_shape(
+    path: Path, manifest: dict, shape: dict | None = None, at: str = ""
+) -> None:
+    """A hand-edited or half-written manifest fails here with the key it lacks, instead of
+    a KeyError deep inside loading."""
+    for key, kind in (shape or _MANIFEST_SHAPE).items():
+        name = f"{at}{key}"
+        value = manifest.get(key)
+        if value is None:
+            raise IndexMismatchError(path, f"manifest.json lacks {name!r}")
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise IndexMismatchError(path, f"manifest.json's {name!r} is not an object")
+            _check_manifest_shape(path, value, kind, f"{name}.")
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise IndexMismatchError(
+                path, f"manifest.json's {name!r} is not a {kind.__name__} ({value!r})"
+            )
 
 
 def stale_reason(
@@ -359,18 +402,53 @@ def stale_reason(
     return None
 
 
+def _damage(file: Path, manifest: dict) -> str:
+    """What is wrong with a file whose checksum differs, as precisely as cheaply known."""
+    message = f"{file.name} is damaged (its sha256 differs from the manifest's)"
+    counts = manifest["counts"]
+    try:
+        if file.name == "chunks.jsonl":
+            with file.open("rb") as fh:
+                lines = sum(1 for line in fh if line.strip())
+            if lines != counts["chunks"]:
+                message += f": it has {lines} chunks, the manifest says {counts['chunks']}"
+        elif file.name == "documents.jsonl":
+            with file.open("rb") as fh:
+                lines = sum(1 for line in fh if line.strip())
+            if lines != counts["documents"]:
+                message += f": it has {lines} documents, the manifest says {counts['documents']}"
+        else:
+            message += f" ({file.stat().st_size} bytes)"
+    except OSError:
+        pass
+    return message
+
+
 def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool = True) -> Index:
     """Load and check an index. `config`, when given, must match the chunker and model it
     was built with; its retriever and answerer settings replace the saved ones."""
     path = Path(path)
     manifest = read_manifest(path)
     saved = manifest["config"]
-    built = PipelineConfig(
-        chunker=from_dict(ChunkerConfig, saved["chunker"]),
-        embedder=from_dict(EmbedderConfig, saved["embedder"]),
-        retriever=from_dict(RetrieverConfig, saved["retriever"]),
-        answerer=from_dict(AnswererConfig, saved["answerer"]),
-    )
+    try:
+        built = PipelineConfig(
+            chunker=from_dict(ChunkerConfig, saved["chunker"]),
+            embedder=from_dict(EmbedderConfig, saved["embedder"]),
+            retriever=from_dict(RetrieverConfig, saved["retriever"]),
+            answerer=from_dict(AnswererConfig, saved["answerer"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise IndexMismatchError(path, f"manifest.json's config is invalid ({exc})") from None
+    model = manifest["model"]["name"]
+    if model != built.embedder.model:
+        raise IndexMismatchError(
+            path,
+            f"manifest.json names model {model!r} but its config says {built.embedder.model!r}",
+        )
+    try:
+        resolve_model_path(model)
+    except RagError as exc:
+        raise IndexMismatchError(path, f"its model {model!r} is not available ({exc})") from None
     if config is not None:
         if config.embedder.model != built.embedder.model:
             raise IndexMismatchError(
@@ -387,9 +465,7 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
         if not file.is_file():
             raise IndexMismatchError(path, f"{name} is missing")
         if verify and _sha256_file(file) != manifest["files"].get(name):
-            raise IndexMismatchError(
-                path, f"{name} is damaged (its checksum differs from the manifest)"
-            )
+            raise IndexMismatchError(path, _damage(file, manifest))
 
     try:
         rows = _read_jsonl(path / "chunks.jsonl")
@@ -401,7 +477,7 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
             row["source"]: Document(**row) for row in _read_jsonl(path / "documents.jsonl")
         }
         dense = DenseIndex.load(path / "dense.faiss")
-        sentence_vectors = np.load(path / "sentences.npy")
+        tokens = TokenStore.load(path)
         sparse = SparseIndex.load(path / "sparse")
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexMismatchError(path, f"a file cannot be read ({exc})") from None
@@ -423,8 +499,12 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
             f"sparse index has {sparse.size} documents, manifest says {counts['chunks']}",
         ),
         (
-            len(sentence_vectors) != counts["sentences"],
-            "sentences.npy disagrees with the manifest's count",
+            len(tokens) != counts["chunks"] or int(tokens.offsets[-1]) != len(tokens.ids),
+            f"the token store has {len(tokens)} chunks, manifest says {counts['chunks']}",
+        ),
+        (
+            not len(tokens.ids) == len(tokens.spans) == len(tokens.embeddings),
+            "the token store's files disagree in length",
         ),
         (
             {d: doc.sha256 for d, doc in documents.items()} != manifest["sources"],
@@ -435,7 +515,6 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
         if failed:
             raise IndexMismatchError(path, problem)
 
-    _, offsets = _sentence_texts(chunks)
     return Index(
         path=path,
         manifest=manifest,
@@ -444,8 +523,7 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
         documents=documents,
         dense=dense,
         chunk_vectors=dense.vectors(),
-        sentence_vectors=sentence_vectors,
-        sentence_offsets=offsets,
+        tokens=tokens,
         sparse=sparse,
         duplicates=duplicates,
     )

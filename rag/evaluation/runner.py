@@ -1,0 +1,390 @@
+"""Run a question set through the library or a server, and score every answer.
+
+Two targets answer questions the same way the metrics read them (the API's JSON):
+- `LibraryTarget` calls `QA.ask` in this process;
+- `HttpTarget` posts to `POST /ask` of a running server and reads the files' text back
+  through `GET /sources/{name}` to check that citations are verbatim.
+
+`configurations` derives the `--compare` columns from the config dataclasses
+themselves, so a new retriever mode or a new answerer flag shows up without editing
+this file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import sys
+import time
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.config import AnswererConfig, PipelineConfig, RetrieverConfig
+from rag.embedder import Embedder
+from rag.evaluation import metrics
+from rag.evaluation.formats import BeirSet, Imported, Key, Question
+from rag.index import build_index, load_index, stale_reason
+from rag.pipeline import QA
+
+# Bump when an importer changes what it writes, so cached corpora are rebuilt.
+IMPORT_VERSION = 1
+
+
+class Target(Protocol):
+    """Something that answers questions like POST /ask and serves the files' text."""
+
+    name: str
+
+    def ask(self, question: str, top_k: int) -> dict[str, Any]: ...
+
+    def file_text(self, source: str) -> str | None: ...
+
+
+class LibraryTarget:
+    def __init__(self, qa: QA, name: str = "library") -> None:
+        self.qa = qa
+        self.name = name
+
+    def ask(self, question: str, top_k: int) -> dict[str, Any]:
+        return self.qa.ask(question, top_k).to_dict()
+
+    def file_text(self, source: str) -> str | None:
+        doc = self.qa.index.documents.get(source)
+        return None if doc is None else doc.text
+
+
+class HttpTarget:
+    """A running server. Citations are checked against the paragraphs GET /sources/{name}
+    returns: the file's text is rebuilt at the served offsets, with NUL between
+    paragraphs, so any span inside one paragraph compares exactly."""
+
+    def __init__(
+        self, url: str, api_key: str | None = None, timeout: float = 60.0, transport: Any = None
+    ) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.name = url
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+        self._texts: dict[str, str | None] = {}
+        self._chars: dict[str, int] | None = None
+
+    def ask(self, question: str, top_k: int) -> dict[str, Any]:
+        response = self.client.post("/ask", json={"question": question, "top_k": top_k})
+        if response.status_code != 200:
+            raise RuntimeError(f"POST /ask answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    def file_text(self, source: str) -> str | None:
+        if source not in self._texts:
+            self._texts[source] = self._fetch(source)
+        return self._texts[source]
+
+    def _fetch(self, source: str) -> str | None:
+        from urllib.parse import quote
+
+        if self._chars is None:
+            listing = self.client.get("/sources")
+            listing.raise_for_status()
+            self._chars = {s["source"]: s["chars"] for s in listing.json()["sources"]}
+        if source not in self._chars:
+            return None
+        detail = self.client.get(f"/sources/{quote(source)}")
+        if detail.status_code != 200:
+            return None
+        text = ["\0"] * self._chars[source]
+        for para in detail.json()["paragraphs"]:
+            text[para["start"] : para["end"]] = para["text"]
+        return "".join(text)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def score(
+    question: Question,
+    result: dict[str, Any] | None,
+    file_text: Callable[[str], str | None],
+    latency: float | None,
+    error: str | None = None,
+) -> metrics.Outcome:
+    """One answered question (the API's JSON) as an Outcome."""
+    if result is None:
+        return metrics.Outcome(
+            question.id, question.kind, question.answerable, latency=latency, error=error
+        )
+    citations = result.get("citations") or []
+    checks = tuple(
+        metrics.verbatim(file_text(c["source"]), c["start"], c["end"], c["text"]) for c in citations
+    )
+    answer, src = result.get("answer"), result.get("answer_source")
+    answer_verbatim = None
+    if answer is not None:
+        answer_verbatim = (
+            False
+            if src is None
+            else metrics.verbatim(file_text(src["source"]), src["start"], src["end"], answer)
+        )
+    return metrics.Outcome(
+        id=question.id,
+        kind=question.kind,
+        answerable=question.answerable,
+        rank=metrics.first_gold_rank(citations, question.gold),
+        answered=answer is not None,
+        answer_match=metrics.phrase_match(answer, question.answer_any),
+        citations_verbatim=checks,
+        answer_verbatim=answer_verbatim,
+        latency=latency,
+    )
+
+
+@dataclass
+class Record:
+    """A question, what the system returned, and how it scored."""
+
+    question: Question
+    result: dict[str, Any] | None
+    outcome: metrics.Outcome
+
+    @property
+    def failed(self) -> list[str]:
+        """Why this question counts against the figures (empty when it does not)."""
+        o, q = self.outcome, self.question
+        if o.error:
+            return [f"error: {o.error}"]
+        reasons = []
+        if q.answerable:
+            if o.rank != 1:
+                reasons.append("gold not cited first" if o.rank else "gold not cited")
+            if not o.answered:
+                reasons.append("abstained")
+            elif not o.answer_match:
+                reasons.append("answer lacks every expected phrase")
+        elif o.answered:
+            reasons.append("answered an unanswerable question")
+        if False in o.citations_verbatim or o.answer_verbatim is False:
+            reasons.append("text not verbatim at its offsets")
+        return reasons
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.result or {}
+        return {
+            **self.question.to_dict(),
+            "got": {
+                "answer": r.get("answer"),
+                "answer_source": r.get("answer_source"),
+                "confidence": r.get("confidence"),
+                "citations": [
+                    {
+                        "source": c["source"],
+                        "paragraph": c["paragraph"],
+                        "score": c.get("score"),
+                        "also_in": c.get("also_in", []),
+                    }
+                    for c in r.get("citations") or []
+                ],
+            },
+            "rank": self.outcome.rank,
+            "answer_match": self.outcome.answer_match,
+            "latency_ms": None
+            if self.outcome.latency is None
+            else round(self.outcome.latency * 1000, 2),
+            "error": self.outcome.error,
+            "failed": self.failed,
+        }
+
+
+def progress_bar(items: Sequence, desc: str, enabled: bool | None) -> Any:
+    """tqdm over `items` on a terminal (stderr), plain iteration otherwise."""
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(items, desc=desc, disable=not show, leave=False, file=sys.stderr)
+
+
+def run_questions(
+    questions: Sequence[Question],
+    target: Target,
+    top_k: int = 10,
+    progress: bool | None = None,
+    desc: str = "questions",
+) -> list[Record]:
+    """Ask every question one at a time (so latency is per question). One warm-up call
+    comes first so that the model's first-call cost does not land in p95."""
+    if questions:
+        with contextlib.suppress(Exception):  # the real call below records any error
+            target.ask(questions[0].question, top_k)
+    records = []
+    for q in progress_bar(questions, desc, progress):
+        started = time.perf_counter()
+        try:
+            result, error = target.ask(q.question, top_k), None
+        except Exception as exc:  # a failed question is a scored failure
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        latency = time.perf_counter() - started
+        records.append(Record(q, result, score(q, result, target.file_text, latency, error)))
+    return records
+
+
+def retriever_modes() -> tuple[str, ...]:
+    """The values RetrieverConfig.mode accepts, read from its Literal annotation."""
+    hint = typing.get_type_hints(RetrieverConfig)["mode"]
+    return tuple(typing.get_args(hint))
+
+
+def answerer_flags() -> tuple[str, ...]:
+    """The boolean fields of AnswererConfig: the answerer's switchable features."""
+    hints = typing.get_type_hints(AnswererConfig)
+    return tuple(f.name for f in dataclasses.fields(AnswererConfig) if hints[f.name] is bool)
+
+
+def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[str, PipelineConfig]]:
+    """`--compare` columns: each retriever mode, then the base configuration with each
+    answerer flag flipped (a feature on by default is switched off). The column equal
+    to `base` is marked with '*' and holds the figures the gates check."""
+    columns = []
+    for mode in retriever_modes():
+        config = replace(base, retriever=replace(base.retriever, mode=mode))
+        columns.append((f"mode={mode}" + ("*" if config == base else ""), config))
+    if answerer:
+        for flag in answerer_flags():
+            value = not getattr(base.answerer, flag)
+            config = replace(base, answerer=replace(base.answerer, **{flag: value}))
+            columns.append((f"{flag}={'on' if value else 'off'}", config))
+    return columns
+
+
+def load_qa(index_dir: Path, config: PipelineConfig | None, embedder: Embedder | None) -> QA:
+    """A QA over `index_dir` with `config`'s retriever and answerer settings, reusing an
+    already loaded embedder (loading the model is the slow part)."""
+    index = load_index(Path(index_dir), config)
+    return QA(index, embedder or Embedder(index.config.embedder))
+
+
+# --- imported benchmarks -------------------------------------------------------------
+
+
+def cache_dir_for(root: Path, kind: str, source: Path, options: dict[str, Any]) -> Path:
+    """A cache folder keyed by the benchmark file's identity and the import options."""
+    source = Path(source).resolve()
+    stat = source.stat()
+    key = json.dumps(
+        [IMPORT_VERSION, kind, str(source), stat.st_size, stat.st_mtime_ns, options],
+        sort_keys=True,
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(root) / f"{kind}-{source.stem}-{digest}"
+
+
+def ensure_index(
+    corpus: Path, index_dir: Path, embedder: Callable[[], Embedder], log: Callable[[str], None]
+) -> None:
+    """Build `index_dir` from `corpus` unless it is already up to date. `embedder` is
+    called only when a build is needed (loading the model takes seconds)."""
+    reason = stale_reason(index_dir, corpus)
+    if reason is None:
+        return
+    log(f"building index at {index_dir} ({reason})")
+    report = build_index(corpus, index_dir, PipelineConfig(), embedder=embedder())
+    log(f"indexed {report.documents} documents, {report.chunks} chunks in {report.seconds:.0f}s")
+
+
+def save_beir(beir: BeirSet, path: Path) -> None:
+    data = {
+        "corpus": str(beir.corpus),
+        "queries": beir.queries,
+        "qrels": beir.qrels,
+        "doc_of": [[s, p, d] for (s, p), d in beir.doc_of.items()],
+    }
+    Path(path).write_text(json.dumps(data), encoding="utf-8")
+
+
+def load_beir(path: Path) -> BeirSet:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    doc_of = {(s, p): d for s, p, d in data["doc_of"]}
+    return BeirSet(Path(data["corpus"]), data["queries"], data["qrels"], doc_of)
+
+
+def squad_summary(imported: Imported) -> str:
+    answerable = sum(q.answerable for q in imported.questions)
+    return (
+        f"{len(imported.questions)} questions ({answerable} answerable), "
+        f"{len(list(imported.corpus.iterdir()))} files, {len(imported.dropped)} dropped"
+    )
+
+
+def scored_chunks(qa: QA, question: str, k: int, config: RetrieverConfig) -> dict[int, Any]:
+    """Every candidate chunk the retriever scored for `question`, by chunk id.
+
+    This goes below `QA.ask` (which caps top_k at 20 and folds near-duplicates) to the
+    library's retrieval stages: the question's forward pass, its analysis, `retrieve`.
+    It is the one place to update if those signatures change."""
+    from rag.question import analyse
+    from rag.retriever import retrieve
+
+    encoded = qa.encode([question])[0]
+    _, by_id = retrieve(qa.index, analyse(question, encoded), k, config)
+    return by_id
+
+
+def rank_documents(
+    qa: QA, question: str, config: RetrieverConfig, k: int, doc_of: dict[Key, str]
+) -> list[str]:
+    """The top `k` BEIR documents for a query: every scored chunk (not only the folded
+    top hits: near-duplicate chunks are distinct BEIR documents), a document scoring as
+    its best chunk (MaxP)."""
+    best: dict[str, float] = {}
+    for cid, hit in scored_chunks(qa, question, k, config).items():
+        chunk = qa.index.chunks[cid]
+        doc = doc_of.get((chunk.source, chunk.paragraph))
+        if doc is not None and hit.score > best.get(doc, -np.inf):
+            best[doc] = hit.score
+    return sorted(best, key=lambda d: (-best[d], d))[:k]
+
+
+def run_beir(
+    qa: QA,
+    beir: BeirSet,
+    config: RetrieverConfig,
+    k: int = 100,
+    progress: bool | None = None,
+    desc: str = "queries",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """nDCG@10 and recall@100 over the qrels' queries, in process. The API caps top_k at
+    20, so BEIR runs the retriever directly. Candidates per side are widened to 3*k so
+    that `k` distinct documents can be ranked; the fused scoring is unchanged."""
+    config = replace(config, candidates=max(config.candidates, 3 * k))
+    rows, latencies = [], []
+    for qid in progress_bar(list(beir.queries), desc, progress):
+        started = time.perf_counter()
+        ranked = rank_documents(qa, beir.queries[qid], config, k, beir.doc_of)
+        latencies.append((time.perf_counter() - started) * 1000)
+        qrels = beir.qrels[qid]
+        rows.append(
+            {
+                "id": qid,
+                "query": beir.queries[qid],
+                "ndcg@10": metrics.ndcg_at(ranked, qrels, 10),
+                "recall@100": metrics.recall_at(ranked, qrels, 100),
+                "relevant": sorted(d for d, g in qrels.items() if g > 0),
+                "top10": ranked[:10],
+            }
+        )
+    p50, p95 = metrics.percentile(latencies, 50), metrics.percentile(latencies, 95)
+    summary = {
+        "n": len(rows),
+        "ndcg@10": metrics.mean(r["ndcg@10"] for r in rows),
+        "recall@100": metrics.mean(r["recall@100"] for r in rows),
+        "latency_p50_ms": None if p50 is None else round(p50, 2),
+        "latency_p95_ms": None if p95 is None else round(p95, 2),
+    }
+    return summary, rows

@@ -1,0 +1,72 @@
+"""Question analysis: what the retriever and answerer need to know about a question.
+
+Entry point: `analyse(text, encoded)`. Everything here is cheap string work on top of
+the one forward pass that produced `encoded`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embedder import EncodedQuestion
+from rag.index.sparse import tokenize
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+DATE = re.compile(rf"\b(?:{_MONTHS}|{_DAYS}|(?:1[89]|20)\d\d|yesterday|ago)\b")
+NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?"
+    r"|millions?|billions?)\b",
+    re.I,
+)
+DURATION = re.compile(r"\b(?:days?|weeks?|months?|years?|decades?|centur(?:y|ies)|hours?)\b", re.I)
+NAME = re.compile(r"\b[A-Z][a-z]+(?:[ -][A-Z][a-z.]+)+")
+PLACE = re.compile(r"\b(?:in|at|from|to|into|near)\s+(?:the\s+)?[A-Z][a-z]+")
+QUOTE = re.compile(r"[“\"]")
+
+# Checked in order: the first that matches the question decides.
+_ANSWER_TYPES: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
+    (re.compile(r"\bhow long\b", re.I), DURATION),
+    (
+        re.compile(
+            r"\bwhen\b|\bwhat (?:date|day|year|month)\b|\bwhich (?:date|day|year|month)\b", re.I
+        ),
+        DATE,
+    ),
+    (re.compile(r"\bhow (?:many|much|old)\b|\bwhat (?:number|share|percentage)\b", re.I), NUMBER),
+    (re.compile(r"\bwho\b|\bwhose\b|\bwhom\b", re.I), NAME),
+    (re.compile(r"\bwhere\b|\bwhich (?:city|country|province|region|place)\b", re.I), PLACE),
+    (re.compile(r"\bwhat did .+ (?:say|write|tell|warn|call|add)\b|\bquote\b", re.I), QUOTE),
+]
+
+
+def expected_answer(question: str) -> re.Pattern[str] | None:
+    """A pattern that text answering the question is likely to contain, from its wh-word."""
+    for asks, answer in _ANSWER_TYPES:
+        if asks.search(question):
+            return answer
+    return None
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    vector: np.ndarray  # pooled, normalised
+    tokens: np.ndarray  # content word-piece embeddings, normalised
+    token_ids: np.ndarray
+    terms: list[str]  # BM25 terms
+    expects: re.Pattern[str] | None
+
+
+def analyse(text: str, encoded: EncodedQuestion) -> Question:
+    return Question(
+        text=text,
+        vector=encoded.vector,
+        tokens=encoded.tokens,
+        token_ids=encoded.ids,
+        terms=tokenize(text),
+        expects=expected_answer(text),
+    )
