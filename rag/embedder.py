@@ -58,7 +58,8 @@ class EncodedQuestion:
 
 
 QUESTION_WORDS = frozenset(
-    "what when who whom whose which where why how did does do is are was were according".split()
+    {"what", "when", "who", "whom", "whose", "which", "where", "why", "how"}
+    | {"did", "does", "do", "is", "are", "was", "were", "according"}
 )
 
 
