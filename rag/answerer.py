@@ -25,7 +25,6 @@ import numpy as np
 from rag.config import AnswererConfig
 from rag.index import Index, tokenize
 from rag.index.late import maxsim
-from rag.index.store import text_offset
 from rag.question import Question
 from rag.retriever import Hit, query_weights
 
@@ -57,7 +56,7 @@ def _sentence_late(index: Index, cid: int, question: Question, weights: np.ndarr
     """MaxSim of the question against each sentence's tokens (contextual, from the chunk)."""
     chunk = index.chunks[cid]
     tokens, spans = index.tokens.block(cid)
-    shift = text_offset(chunk) - chunk.start  # file offset -> offset in the embedded text
+    shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
     scores = []
     for s, e in chunk.sentences:
         inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)

@@ -28,7 +28,7 @@ _WS = " \t\r\n\ufeff\u00a0"
 # Sentence-final punctuation, possibly followed by closing quotes or brackets.
 _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"”’'»)\]]*$")
 _MD_HEADING = re.compile(r"#{1,6}\s")
-_MD_ITEM = re.compile(r"(?:[-*+]|\d+[.)])\s")
+_MD_ITEM = re.compile(r"(?:[-*+•]|\d+[.)])\s+")
 # A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace and
 # an opening character of a new sentence.
 _SENT_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9])")
@@ -74,6 +74,16 @@ class Chunk:
     context: str = ""
     # Sentence spans as absolute (start, end) offsets into the file text.
     sentences: tuple[tuple[int, int], ...] = field(default=())
+
+    @property
+    def embedded(self) -> str:
+        """The string the chunk is embedded and BM25-indexed as: context, then text."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+    @property
+    def text_offset(self) -> int:
+        """Where the chunk's own text starts inside `embedded`."""
+        return len(self.context) + 1 if self.context else 0
 
 
 @lru_cache(maxsize=4)
@@ -129,6 +139,8 @@ def _kind(text: str, config: ChunkerConfig) -> str:
         return "noise"
     if _MD_HEADING.match(text):
         return "heading"
+    if _MD_ITEM.match(text):  # a list item is content, however short
+        return "body"
     if not _ENDS_SENTENCE.search(text) and len(text.split()) <= config.heading_max_words:
         return "heading"
     return "body"
@@ -139,18 +151,21 @@ def split_paragraphs(doc: Document, config: ChunkerConfig) -> list[Paragraph]:
     text = doc.text
     mode = detect_mode(text) if config.paragraph_mode == "auto" else config.paragraph_mode
     blocks: list[tuple[int, int]] = []
-    current: tuple[int, int] | None = None
+    current: tuple[int, int] | None = None  # the block being extended (blocks mode)
     for s, e in _lines(text):
-        line = text[s:e]
-        if not line.strip():
-            current = None
+        line = text[s:e].strip()
+        if mode == "lines" or not line:
+            if current is not None:
+                blocks.append(current)
+                current = None
+            if line:
+                blocks.append((s, e))
             continue
         starts_new = (
-            mode == "lines"
-            or current is None
-            or _MD_HEADING.match(line.lstrip())
-            or _MD_ITEM.match(line.lstrip())
-            or _MD_HEADING.match(text[current[0] : current[1]].lstrip())
+            current is None
+            or _MD_HEADING.match(line)
+            or _MD_ITEM.match(line)
+            or _MD_HEADING.match(text[current[0] : current[1]].strip())
         )
         if starts_new:
             if current is not None:
@@ -158,16 +173,17 @@ def split_paragraphs(doc: Document, config: ChunkerConfig) -> list[Paragraph]:
             current = (s, e)
         else:
             current = (current[0], e)
-        if mode == "lines":
-            blocks.append(current)
-            current = None
     if current is not None:
         blocks.append(current)
 
     paragraphs = []
     for number, (s, e) in enumerate(blocks, start=1):
         s, e = _trim(text, s, e)
-        paragraphs.append(Paragraph(doc.source, number, s, e, _kind(text[s:e], config)))
+        kind = _kind(text[s:e], config)
+        item = _MD_ITEM.match(text, s, e)
+        if kind == "body" and item:  # cite the item's text, not its bullet
+            s = item.end()
+        paragraphs.append(Paragraph(doc.source, number, s, e, kind))
     return paragraphs
 
 
@@ -190,20 +206,24 @@ def _word_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def _pack(text: str, spans: list[tuple[int, int]], config: ChunkerConfig) -> list[tuple[int, int]]:
-    """Greedily join consecutive sentence spans into pieces within the token budget."""
+    """Greedily join consecutive sentence spans into pieces within the token budget. A
+    sentence above the budget on its own is cut at word boundaries into pieces of its
+    own, so every other piece still starts and ends at a sentence boundary."""
     pieces: list[tuple[int, int]] = []
+    open_piece = False  # may the next sentence join pieces[-1]?
     for s, e in spans:
         if count_tokens(text[s:e], config.encoding) > config.max_tokens:
-            # A single sentence above the budget is cut at word boundaries.
             words = [(s + a, s + b) for a, b in _word_spans(text, s, e)]
             pieces.extend(_pack(text, words, config))
+            open_piece = False
             continue
-        if pieces:
+        if open_piece:
             ps, _ = pieces[-1]
             if count_tokens(text[ps:e], config.encoding) <= config.max_tokens:
                 pieces[-1] = (ps, e)
                 continue
         pieces.append((s, e))
+        open_piece = True
     return pieces
 
 
@@ -220,12 +240,19 @@ def _tail(text: str, budget: int, encoding: str) -> str:
 def _context(text: str, heading: str | None, prev: Paragraph | None, config: ChunkerConfig) -> str:
     """What a paragraph leans on: the heading above it and the last sentence of the
     paragraph before (who "he" is, what "such scenarios" are, whose quote "he added"
-    continues). Kept within `context_tokens`, so context never crowds out the text."""
-    parts = [heading] if heading else []
-    if prev is not None:
+    continues). The heading comes first and the sentence gets what is left of
+    `context_tokens`, so context never crowds out the text."""
+    parts = []
+    budget = config.context_tokens
+    if heading:
+        parts.append(_tail(heading, budget, config.encoding))
+        budget -= count_tokens(parts[0], config.encoding)
+    if prev is not None and budget > 0:
         s, e = split_sentences(text, prev.start, prev.end)[-1]
-        parts.append(text[s:e])
-    return _tail("\n".join(parts), config.context_tokens, config.encoding) if parts else ""
+        sentence = _tail(text[s:e], budget, config.encoding)
+        if sentence:
+            parts.append(sentence)
+    return "\n".join(parts)
 
 
 def chunk_document(doc: Document, config: ChunkerConfig) -> list[Chunk]:
@@ -236,6 +263,7 @@ def chunk_document(doc: Document, config: ChunkerConfig) -> list[Chunk]:
     for para in split_paragraphs(doc, config):
         if para.kind == "heading":
             heading = text[para.start : para.end].lstrip("#").strip()
+            prev = None  # a new section: the sentence before belongs to another topic
             continue
         if para.kind == "noise":
             continue

@@ -51,11 +51,13 @@ class RetrieverConfig:
     w_bm25: float = 0.1
     w_type: float = 0.1
     w_dense: float = 0.0
-    # Chunks at or above this cosine of their own text (or one containing the other's
-    # text) are folded into one hit. Across files the bar is lower: two articles telling
-    # the same story paraphrase each other (seeds 000 and 001 score 0.81-0.85; unrelated
-    # neighbouring paragraphs of one file reach 0.81, hence the stricter same-file bar).
-    duplicate_cosine: float = 0.9
+    # Near-duplicates folded into one hit (rag/index/duplicates.py): content-word Jaccard,
+    # containment of the smaller in the larger, and, across files only, the cosine of
+    # their own texts. On the seeds, true duplicates score Jaccard >= 0.61 or containment
+    # 1.0 and distinct paragraphs <= 0.44 / 0.79; the retold story of 000 and 001 scores
+    # cosine 0.81-0.91.
+    duplicate_jaccard: float = 0.6
+    duplicate_containment: float = 0.95
     duplicate_cosine_cross_source: float = 0.8
 
 

@@ -22,7 +22,6 @@ import numpy as np
 from rag.config import RetrieverConfig
 from rag.index import Index
 from rag.index.late import maxsim
-from rag.index.store import text_offset
 from rag.question import Question
 
 MODES = ("hybrid", "dense", "bm25")
@@ -76,7 +75,7 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
         late = late_context = 0.0
         if config.late_interaction and config.mode == "hybrid":
             tokens, spans = index.tokens.block(cid)
-            own = spans[:, 0] >= text_offset(chunk)
+            own = spans[:, 0] >= chunk.text_offset
             late = maxsim(question.tokens, weights, tokens[own])
             late_context = maxsim(question.tokens, weights, tokens) if config.use_context else late
         if config.mode == "dense":

@@ -46,6 +46,7 @@ from rag.embedder import Embedder, resolve_model_path, text_key
 from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import late
 from rag.index.dense import DenseIndex, DenseKind
+from rag.index.duplicates import find_duplicates
 from rag.index.late import TokenBlock, TokenStore
 from rag.index.sparse import SparseIndex
 
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 _FILES = ("chunks.jsonl", "documents.jsonl", "dense.faiss", *late.FILES, "keys.json")
-_NORMALISE = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-"})
 
 
 @dataclass
@@ -84,16 +84,6 @@ class Index:
 
     def paragraphs(self, source: str) -> list[Paragraph]:
         return split_paragraphs(self.documents[source], self.config.chunker)
-
-
-def embed_text(chunk: Chunk, use_context: bool = True) -> str:
-    """The string a chunk is embedded and BM25-indexed as: its context, then its text."""
-    return f"{chunk.context}\n{chunk.text}" if use_context and chunk.context else chunk.text
-
-
-def text_offset(chunk: Chunk) -> int:
-    """Where the chunk's own text starts inside `embed_text(chunk)`."""
-    return len(chunk.context) + 1 if chunk.context else 0
 
 
 def _sha256_file(path: Path) -> str:
@@ -160,45 +150,6 @@ def _encode(
     return [cache[k] for k in keys], keys, len(missing)
 
 
-def _normalised(text: str) -> str:
-    return " ".join(text.translate(_NORMALISE).lower().split())
-
-
-def text_vectors(chunks: list[Chunk], blocks: list[TokenBlock]) -> np.ndarray:
-    """One vector per chunk from the tokens of its own text (mean-pooled, as MiniLM pools,
-    then renormalised). Unlike the indexed vector it leaves out the context, which
-    neighbouring paragraphs share and which would make them look alike."""
-    rows = []
-    for chunk, block in zip(chunks, blocks, strict=True):
-        own = block.embeddings[block.spans[:, 0] >= text_offset(chunk)]
-        mean = np.asarray(own if len(own) else block.embeddings, dtype=np.float32).mean(axis=0)
-        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-    return np.asarray(rows, dtype=np.float32).reshape(len(chunks), -1)
-
-
-def find_duplicates(
-    chunks: list[Chunk], vectors: np.ndarray, threshold: float, cross_source: float
-) -> list[list[int]]:
-    """Pairs of chunks that say the same thing: cosine >= threshold of their text vectors,
-    or one's text (normalised) contains the other's. Neighbours come from a k-NN search,
-    so the cost grows with the number of chunks, not with its square."""
-    if not chunks:
-        return []
-    scores, ids = DenseIndex.build(vectors).search(vectors, 10)
-    texts = [_normalised(c.text) for c in chunks]
-    dups: list[set[int]] = [set() for _ in chunks]
-    for i, (row_scores, row_ids) in enumerate(zip(scores, ids, strict=True)):
-        for score, j in zip(row_scores, row_ids, strict=True):
-            if j < 0 or j == i:
-                continue
-            contained = texts[i] in texts[j] or texts[j] in texts[i]
-            bar = threshold if chunks[i].source == chunks[j].source else cross_source
-            if score >= bar or (contained and score >= 0.6):
-                dups[i].add(int(j))
-                dups[int(j)].add(i)
-    return [sorted(d) for d in dups]
-
-
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -259,7 +210,7 @@ def build_index(
         )
 
     cache = _cached_blocks(out, embedder.name) if use_cache else {}
-    blocks, chunk_keys, embedded = _encode(embedder, [embed_text(c) for c in chunks], cache)
+    blocks, chunk_keys, embedded = _encode(embedder, [c.embedded for c in chunks], cache)
     reused = len(chunks) - embedded
     sentences = sum(len(c.sentences) for c in chunks)
 
@@ -268,13 +219,8 @@ def build_index(
     )
     dense = DenseIndex.build(vectors, dense_kind)
     tokens = TokenStore.from_blocks(blocks, embedder.dimension)
-    sparse = SparseIndex.build([embed_text(c) for c in chunks])
-    duplicates = find_duplicates(
-        chunks,
-        text_vectors(chunks, blocks),
-        config.retriever.duplicate_cosine,
-        config.retriever.duplicate_cosine_cross_source,
-    )
+    sparse = SparseIndex.build([c.embedded for c in chunks])
+    duplicates = find_duplicates(chunks, blocks, config.retriever)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
