@@ -52,16 +52,30 @@ def coverage(index: Index, terms: list[str], text: str) -> float:
     return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
 
 
-def _sentence_late(index: Index, cid: int, question: Question, weights: np.ndarray) -> list[float]:
-    """MaxSim of the question against each sentence's tokens (contextual, from the chunk)."""
+def _sentence_late(
+    index: Index, cid: int, question: Question, weights: np.ndarray
+) -> list[tuple[float, float]]:
+    """Late interaction of the question with each sentence's tokens (contextual, from the
+    chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
+    followed by the quote itself, which names nobody."""
     chunk = index.chunks[cid]
     tokens, spans = index.tokens.block(cid)
     shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
     scores = []
-    for s, e in chunk.sentences:
+    for i, (s, e) in enumerate(chunk.sentences):
+        window_start = chunk.sentences[i - 1][0] if i else s
         inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
-        scores.append(maxsim(question.tokens, weights, tokens[inside]))
+        window = (spans[:, 0] >= window_start + shift) & (spans[:, 1] <= e + shift)
+        own = maxsim(question.tokens, weights, tokens[inside])
+        scores.append((own, maxsim(question.tokens, weights, tokens[window]) if i else own))
     return scores
+
+
+def novelty(question: Question, sentence: str) -> float:
+    """Share of the sentence's terms the question does not already contain: an answer
+    adds something to the question rather than repeating it."""
+    terms = set(tokenize(sentence))
+    return len(terms - set(question.terms)) / len(terms) if terms else 0.0
 
 
 def evidence(hit: Hit, sentence_late: float) -> float:
@@ -89,19 +103,27 @@ def extract_answer(
             passage = by_id[cid].score if cid in by_id else hit.score
             text = index.documents[chunk.source].text
             late = _sentence_late(index, cid, question, weights)
-            for (s, e), sentence_late in zip(chunk.sentences, late, strict=True):
+            for (s, e), (own, window) in zip(chunk.sentences, late, strict=True):
                 sentence = text[s:e]
-                lexical = coverage(index, question.terms, sentence) if config.use_lexical else 0.0
+                lexical = 0.0
+                if config.use_lexical:
+                    lexical = coverage(index, question.terms, sentence) + novelty(
+                        question, sentence
+                    )
                 typed = float(
                     bool(config.use_type and question.expects and question.expects.search(sentence))
                 )
+                if not config.use_window:
+                    window = own
                 score = (
-                    config.w_sentence * sentence_late
+                    config.w_sentence * own
+                    + config.w_window * window
                     + config.w_lexical * lexical
                     + config.w_passage * passage
                     + config.w_type * typed
                     - config.rank_penalty * rank
                 )
+                sentence_late = max(own, window)
                 if best is None or score > best[0]:
                     best = (score, cid, s, e, sentence_late)
     assert best is not None

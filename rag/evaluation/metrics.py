@@ -121,7 +121,8 @@ class Outcome:
     answerable: bool
     rank: int | None = None  # first gold citation, 1-based
     answered: bool = False  # answer is not null
-    answer_match: bool = False
+    # None when the question lists no expected phrases (retrieval figures only).
+    answer_match: bool | None = False
     # One entry per citation, then the answer's: True/False, or None when not checkable.
     citations_verbatim: tuple[bool | None, ...] = ()
     answer_verbatim: bool | None = None
@@ -167,7 +168,9 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, float | int | None]:
         "hit@1": mean(hit_at(o.rank, 1) for o in answerable),
         "hit@5": mean(hit_at(o.rank, 5) for o in answerable),
         "mrr@10": mean(reciprocal_rank(o.rank, 10) for o in answerable),
-        "answer_match": mean(float(o.answer_match) for o in answerable),
+        "answer_match": mean(
+            float(o.answer_match) for o in answerable if o.answer_match is not None
+        ),
         "abstain_unanswerable": mean(
             float(not o.answered and o.error is None) for o in unanswerable
         ),

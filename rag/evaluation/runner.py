@@ -140,7 +140,9 @@ def score(
         answerable=question.answerable,
         rank=metrics.first_gold_rank(citations, question.gold),
         answered=answer is not None,
-        answer_match=metrics.phrase_match(answer, question.answer_any),
+        answer_match=(
+            metrics.phrase_match(answer, question.answer_any) if question.answer_any else None
+        ),
         citations_verbatim=checks,
         answer_verbatim=answer_verbatim,
         latency=latency,
@@ -167,7 +169,7 @@ class Record:
                 reasons.append("gold not cited first" if o.rank else "gold not cited")
             if not o.answered:
                 reasons.append("abstained")
-            elif not o.answer_match:
+            elif o.answer_match is False:
                 reasons.append("answer lacks every expected phrase")
         elif o.answered:
             reasons.append("answered an unanswerable question")
@@ -241,25 +243,41 @@ def retriever_modes() -> tuple[str, ...]:
     return tuple(typing.get_args(hint))
 
 
+def bool_flags(cls: type) -> tuple[str, ...]:
+    """The boolean fields of a config dataclass: the stage's switchable features."""
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if hints[f.name] is bool)
+
+
 def answerer_flags() -> tuple[str, ...]:
-    """The boolean fields of AnswererConfig: the answerer's switchable features."""
-    hints = typing.get_type_hints(AnswererConfig)
-    return tuple(f.name for f in dataclasses.fields(AnswererConfig) if hints[f.name] is bool)
+    return bool_flags(AnswererConfig)
+
+
+def retriever_flags() -> tuple[str, ...]:
+    return bool_flags(RetrieverConfig)
+
+
+def _flip(section: Any, flag: str) -> tuple[Any, str]:
+    value = not getattr(section, flag)
+    return replace(section, **{flag: value}), "on" if value else "off"
 
 
 def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[str, PipelineConfig]]:
-    """`--compare` columns: each retriever mode, then the base configuration with each
-    answerer flag flipped (a feature on by default is switched off). The column equal
-    to `base` is marked with '*' and holds the figures the gates check."""
+    """`--compare` columns: each retriever mode; each boolean feature of the retriever
+    flipped (named `retriever.<flag>=off`); each boolean feature of the answerer flipped
+    (`<flag>=off`; a feature off by default is switched on instead). The column equal to
+    `base` is marked with '*' and holds the figures the gates check."""
     columns = []
     for mode in retriever_modes():
         config = replace(base, retriever=replace(base.retriever, mode=mode))
         columns.append((f"mode={mode}" + ("*" if config == base else ""), config))
+    for flag in retriever_flags():
+        section, state = _flip(base.retriever, flag)
+        columns.append((f"retriever.{flag}={state}", replace(base, retriever=section)))
     if answerer:
         for flag in answerer_flags():
-            value = not getattr(base.answerer, flag)
-            config = replace(base, answerer=replace(base.answerer, **{flag: value}))
-            columns.append((f"{flag}={'on' if value else 'off'}", config))
+            section, state = _flip(base.answerer, flag)
+            columns.append((f"{flag}={state}", replace(base, answerer=section)))
     return columns
 
 

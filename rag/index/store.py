@@ -453,6 +453,10 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
             "the token store's files disagree in length",
         ),
         (
+            len(documents) != counts["documents"],
+            f"documents.jsonl has {len(documents)} documents, manifest says {counts['documents']}",
+        ),
+        (
             {d: doc.sha256 for d, doc in documents.items()} != manifest["sources"],
             "documents.jsonl disagrees with the manifest's sources",
         ),
