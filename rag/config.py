@@ -39,7 +39,7 @@ class RetrieverConfig:
     # "hybrid" (dense + BM25 candidates, fused rerank), "dense" or "bm25" alone.
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     # Candidates taken from each of the dense and sparse sides before reranking.
-    candidates: int = 100
+    candidates: int = 50
     # Rerank with token-level MaxSim; off, the pooled cosine takes its weight.
     late_interaction: bool = True
     # Match the question against each chunk's context too (heading, sentence before);

@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.config import RetrieverConfig
 from rag.index import Index
-from rag.index.late import maxsim
+from rag.index.late import maxsim_many
 from rag.question import Question
 
 MODES = ("hybrid", "dense", "bm25")
@@ -66,26 +66,27 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
     bm25 = index.sparse.scores(question.terms)
     best_bm25 = float(bm25.max()) if len(bm25) else 0.0
     weights = query_weights(index, question)
+    ids = _candidates(index, question, bm25, config)
+    late = late_context = np.zeros(len(ids), dtype=np.float32)
+    if config.late_interaction and config.mode == "hybrid":
+        own_from = np.asarray([index.chunks[c].text_offset for c in ids], dtype=np.int64)
+        late, late_context = maxsim_many(question.tokens, weights, index.tokens, ids, own_from)
+        if not config.use_context:
+            late_context = late
     hits = []
-    for cid in _candidates(index, question, bm25, config):
+    for i, cid in enumerate(ids):
         chunk = index.chunks[cid]
         dense = float(index.chunk_vectors[cid] @ question.vector)
         bm = float(bm25[cid]) / best_bm25 if best_bm25 > 0 else 0.0
         typed = float(bool(question.expects and question.expects.search(chunk.text)))
-        late = late_context = 0.0
-        if config.late_interaction and config.mode == "hybrid":
-            tokens, spans = index.tokens.block(cid)
-            own = spans[:, 0] >= chunk.text_offset
-            late = maxsim(question.tokens, weights, tokens[own])
-            late_context = maxsim(question.tokens, weights, tokens) if config.use_context else late
         if config.mode == "dense":
             score = dense
         elif config.mode == "bm25":
             score = bm
         elif config.late_interaction:
             score = (
-                config.w_late * late
-                + config.w_late_context * late_context
+                config.w_late * float(late[i])
+                + config.w_late_context * float(late_context[i])
                 + config.w_bm25 * bm
                 + config.w_type * typed
                 + config.w_dense * dense
@@ -93,7 +94,7 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
         else:  # hybrid on pooled vectors only: the late-interaction weight goes to them
             w_pooled = config.w_late + config.w_late_context + config.w_dense
             score = w_pooled * dense + config.w_bm25 * bm + config.w_type * typed
-        hits.append(Hit(cid, score, dense, late, late_context, bm, typed))
+        hits.append(Hit(cid, score, dense, float(late[i]), float(late_context[i]), bm, typed))
     hits.sort(key=lambda h: (-h.score, h.chunk_id))
     return hits
 

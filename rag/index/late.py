@@ -89,9 +89,9 @@ class TokenStore:
 
     @classmethod
     def load(cls, folder: Path) -> TokenStore:
-        # Memory-mapped: only the candidates' rows are paged in.
+        # float16 on disk, float32 in memory: numpy's matrix product has no fast float16.
         return cls(
-            np.load(folder / "tokens.npy", mmap_mode="r"),
+            np.load(folder / "tokens.npy").astype(np.float32),
             np.load(folder / "token_ids.npy"),
             np.load(folder / "token_spans.npy"),
             np.load(folder / "token_offsets.npy"),
@@ -104,3 +104,32 @@ def maxsim(query: np.ndarray, weights: np.ndarray, doc: np.ndarray) -> float:
         return 0.0
     best = (query @ np.asarray(doc, dtype=np.float32).T).max(axis=1)
     return float(best @ weights / weights.sum())
+
+
+def maxsim_many(
+    query: np.ndarray,
+    weights: np.ndarray,
+    store: TokenStore,
+    chunk_ids: list[int],
+    own_from: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MaxSim of one query against many chunks in one matrix product: (against each
+    chunk's tokens from offset `own_from[i]` of its embedded text on, against all of
+    them)."""
+    if not chunk_ids or len(query) == 0 or weights.sum() <= 0:
+        zeros = np.zeros(len(chunk_ids), dtype=np.float32)
+        return zeros, zeros.copy()
+    starts = store.offsets[chunk_ids]
+    lengths = store.offsets[np.asarray(chunk_ids) + 1] - starts
+    rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lengths, strict=True)])
+    if len(rows) * 4 > len(store.ids):
+        # Most of the store is wanted: one product over all of it beats copying rows out.
+        sims = (query @ store.embeddings.T)[:, rows]
+    else:
+        sims = query @ store.embeddings[rows].T  # (query terms, candidate tokens)
+    bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    own = store.spans[rows, 0] >= np.repeat(own_from, lengths)
+    best_all = np.maximum.reduceat(sims, bounds, axis=1)
+    best_own = np.maximum.reduceat(np.where(own, sims, -1.0), bounds, axis=1)
+    total = weights.sum()
+    return weights @ best_own / total, weights @ best_all / total
