@@ -30,7 +30,9 @@ def require_api_key(
     if settings.api_key is None:
         return
     expected = settings.api_key.get_secret_value().encode()
-    given = credentials.credentials.encode() if credentials else b""
+    # Header values arrive decoded as latin-1; encoding back gives the bytes sent, so a
+    # non-ASCII key sent as UTF-8 matches too.
+    given = credentials.credentials.encode("latin-1") if credentials else b""
     if not secrets.compare_digest(given, expected):
         raise HTTPException(
             401,

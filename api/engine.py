@@ -2,8 +2,8 @@
 
 Micro-batching: questions wait in a bounded queue; one worker takes the first and every
 other that is already waiting (or arrives within `batch_wait_ms`, but only while more
-requests are in flight than it holds, so a lone client never waits) and answers them
-with one forward pass of the model.
+requests are in flight, or were in the previous batch, than it holds, so a lone client
+never waits) and answers them with one forward pass of the model.
 
 Hot reload: a watcher polls `manifest.json`; when its build id changes, the new index
 is loaded beside the old one and swapped in with one assignment. A batch keeps the
@@ -53,6 +53,8 @@ class Engine:
         self._failed_build: str | None = None
         self.batches = 0
         self.batched_questions = 0
+        # Size of the last batch: clients it answered tend to ask again at once.
+        self._last_batch = 0
 
     @property
     def build_id(self) -> str:
@@ -92,6 +94,11 @@ class Engine:
         assert self._queue is not None
         batch = [await self._queue.get()]
         deadline = time.perf_counter() + self.settings.batch_wait_ms / 1000
+        # Requests still being read by the HTTP layer are not in flight here yet: after a
+        # batch of n, its clients send their next questions within a moment, and without
+        # this expectation the first of them would leave alone (batches alternating 1, n-1).
+        # A lone client (last batch 1, nothing else in flight) still never waits.
+        expected = self._last_batch
         while len(batch) < self.settings.batch_max_size:
             try:
                 batch.append(self._queue.get_nowait())
@@ -99,7 +106,7 @@ class Engine:
             except asyncio.QueueEmpty:
                 pass
             remaining = deadline - time.perf_counter()
-            if self._inflight <= len(batch) or remaining <= 0:
+            if max(self._inflight, expected) <= len(batch) or remaining <= 0:
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
@@ -124,6 +131,9 @@ class Engine:
                 continue
             self.batches += 1
             self.batched_questions += len(batch)
+            self._last_batch = len(batch)
+            # scripts/bench.py turns this logger to DEBUG to report the batch sizes achieved.
+            log.debug("answered a batch of %d", len(batch))
             for job, result in zip(batch, results, strict=True):
                 if not job.future.done():
                     job.future.set_result(result)
@@ -145,10 +155,18 @@ class Engine:
                 self._reload_executor, load_index, self.settings.index_dir, self.qa.config
             )
             fresh = QA(index, self.qa.embedder)
-        except RagError as exc:
+        except Exception as exc:  # RagError, or anything else a damaged file provokes
+            now = await loop.run_in_executor(self._reload_executor, self._manifest_build_id)
+            if now != build_id:
+                # Another build was swapped in while this one loaded: not a damaged index,
+                # so try again at the next poll instead of remembering it as failed.
+                log.warning("index changed again while loading; retrying: %s", exc)
+                return False
             self._failed_build = build_id
             log.error(
-                "index changed on disk but cannot be loaded, keeping the current one: %s", exc
+                "index changed on disk but cannot be loaded, keeping the current one: %s",
+                exc,
+                exc_info=not isinstance(exc, RagError),
             )
             return False
         self.qa = fresh
@@ -166,5 +184,5 @@ class Engine:
 
 
 def _answer_batch(qa: QA, batch: list[_Job]) -> list[Result]:
-    vectors = qa.embedder.encode([job.question for job in batch])
-    return [qa.answer(job.question, v, job.top_k) for job, v in zip(batch, vectors, strict=True)]
+    encoded = qa.encode([job.question for job in batch])
+    return [qa.answer(job.question, e, job.top_k) for job, e in zip(batch, encoded, strict=True)]

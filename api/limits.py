@@ -1,7 +1,10 @@
-"""Request body size limit, enforced while the body streams in (pure ASGI)."""
+"""Request body limits, enforced while the body streams in (pure ASGI): a size limit
+(413) and a time limit for the body to arrive (408), so a slow or endless upload can
+neither fill memory nor hold a connection forever."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.exceptions import HTTPException
@@ -12,13 +15,19 @@ class _TooLarge(HTTPException):
     """An HTTPException, so that FastAPI's body parsing re-raises it as a 413."""
 
 
+class _TooSlow(HTTPException):
+    """Raised when the rest of the body does not arrive within the time limit (408)."""
+
+
 class BodySizeLimit:
     """Reject bodies over `max_bytes` with 413, from Content-Length when given, else by
     counting streamed bytes, so an oversized body is never read whole."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Seconds allowed for each piece of the body; None waits forever.
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,14 +47,25 @@ class BodySizeLimit:
 
         seen = 0
         started = False
+        body_done = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done or self.timeout is None:
+                # After the body only a disconnect can come; never time that wait out.
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), self.timeout)
+                except TimeoutError:
+                    raise _TooSlow(
+                        408, f"request body did not arrive within {self.timeout:g} seconds"
+                    ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise _TooLarge(413, self._message())
+                body_done = not message.get("more_body", False)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -59,6 +79,9 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await _reply(send, 413, "too_large", self._message())
+        except _TooSlow as exc:
+            if not started:
+                await _reply(send, 408, "timeout", str(exc.detail))
 
     def _message(self) -> str:
         return f"request body is larger than {self.max_bytes} bytes"

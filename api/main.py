@@ -9,6 +9,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from api import errors
 from api.engine import Engine
@@ -18,6 +20,50 @@ from api.settings import Settings
 from rag.pipeline import QA
 
 STATIC = Path(__file__).parent / "static"
+
+
+class _PageMount(Mount):
+    """The chat page at "/", for GET and HEAD of paths that are not API routes. A plain
+    mount at "/" matches every path and method, so `GET /ask` got the page's 404 and
+    `DELETE /ask` its 405 (Allow: GET, HEAD) instead of the route's 405 (Allow: POST)."""
+
+    def __init__(self, path: str, app: StaticFiles, routes: list[BaseRoute], name: str) -> None:
+        super().__init__(path, app=app, name=name)
+        self._routes = routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            if scope["method"] not in ("GET", "HEAD"):
+                return Match.NONE, {}
+            for route in self._routes:
+                if route is not self and route.matches(scope)[0] != Match.NONE:
+                    return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _describe_limits_and_security(app: FastAPI, settings: Settings) -> None:
+    """Make /openapi.json describe the server as configured: the question's limits (the
+    route checks them, with clearer messages than the model would give), and, without
+    RAG_API_KEY, no bearer token or 401 on any operation."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            ask = schema.get("components", {}).get("schemas", {}).get("AskRequest", {})
+            question = ask.get("properties", {}).get("question")
+            if question is not None:
+                # Not empty, not only whitespace, at most max_question_chars characters.
+                question.update(minLength=1, maxLength=settings.max_question_chars, pattern=r"\S")
+            if settings.api_key is None:
+                for operations in schema.get("paths", {}).values():
+                    for operation in operations.values():
+                        operation.pop("security", None)
+                        operation.get("responses", {}).pop("401", None)
+                schema.get("components", {}).pop("securitySchemes", None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAPI:
@@ -43,6 +89,7 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
     app.state.settings = settings
     app.state.engine = Engine(qa, settings)
     errors.install(app)
+    _describe_limits_and_security(app, settings)
     app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(
@@ -51,7 +98,10 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
+    )
     if (STATIC / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="chat")
+        page = StaticFiles(directory=STATIC, html=True)
+        app.router.routes.append(_PageMount("/", page, app.router.routes, name="chat"))
     return app

@@ -27,6 +27,36 @@ _ERRORS = {
     },
     422: {"model": ErrorResponse, "description": "Invalid request."},
 }
+_ASK_ERRORS = {
+    **_ERRORS,
+    400: {
+        "model": ErrorResponse,
+        "description": "The body is not JSON (malformed, not UTF-8, or not sent as "
+        "Content-Type: application/json).",
+    },
+    408: {"model": ErrorResponse, "description": "The body did not arrive in time."},
+    413: {"model": ErrorResponse, "description": "The body is over the size limit."},
+    422: {
+        "model": ErrorResponse,
+        "description": "Missing, empty or too long question; top_k out of range or not an "
+        "integer; unknown field; body not a JSON object.",
+    },
+    503: {"model": ErrorResponse, "description": "Overloaded (retry) or index unavailable."},
+}
+
+
+def _check_question(question: str, limit: int) -> None:
+    """Reject what the pipeline cannot answer, with a message that says why."""
+    if not question.strip():
+        raise InvalidQuestionError("question is empty or only whitespace; ask something")
+    if len(question) > limit:
+        raise InvalidQuestionError(f"question is {len(question)} characters; the limit is {limit}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate escape such as "\ud800"
+        raise InvalidQuestionError(
+            f"question is not valid Unicode: unpaired surrogate at character {exc.start}"
+        ) from None
 
 
 @router.get("/health", response_model=Health, tags=["meta"])
@@ -46,16 +76,12 @@ async def health(engine: EngineDep) -> Health:
 @protected.post(
     "/ask",
     response_model=AskResponse,
-    responses={**_ERRORS, 413: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses=_ASK_ERRORS,
     tags=["qa"],
 )
 async def ask(body: AskRequest, engine: EngineDep, settings: SettingsDep) -> AskResponse:
     """Answer a question with verbatim text from the articles and exact citations."""
-    limit = settings.max_question_chars
-    if len(body.question) > limit:
-        raise InvalidQuestionError(
-            f"question is {len(body.question)} characters; the limit is {limit}"
-        )
+    _check_question(body.question, settings.max_question_chars)
     result = await engine.ask(body.question, body.top_k)
     return AskResponse.model_validate(result.to_dict())
 

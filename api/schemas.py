@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from rag.pipeline import TOP_K_MAX, TOP_K_MIN
+
+
+def _json_integer(value: object) -> object:
+    """Only numbers that are whole: no strings or booleans (which lax int would coerce)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+JsonInteger = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class AskRequest(BaseModel):
@@ -16,7 +28,11 @@ class AskRequest(BaseModel):
         description="A question in plain English.",
         examples=["When did the protests in Iran begin?"],
     )
-    top_k: int = Field(5, ge=TOP_K_MIN, le=TOP_K_MAX, description="How many passages to cite.")
+    # A JSON integer, as JSON Schema defines it: 5 and 5.0 are accepted; "5", true and
+    # 5.5 are rejected (422), not coerced.
+    top_k: JsonInteger = Field(
+        5, ge=TOP_K_MIN, le=TOP_K_MAX, description="How many passages to cite (a JSON integer)."
+    )
 
 
 class SourceRef(BaseModel):

@@ -1,0 +1,564 @@
+"""Faults: a build killed with SIGKILL, damaged index files, a rebuild while the server
+answers, and corpus files that are broken, binary, empty, links or vanish.
+
+Everything runs the real CLI in subprocesses over copies of the session's seed index;
+the shared index itself is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag import cli
+from rag.corpus import read_corpus
+from rag.errors import CorpusError, IndexMismatchError
+from rag.index import load_index
+from tests.servers import ROOT, serve
+
+pytestmark = pytest.mark.slow
+
+SEEDS = ROOT / "seeds"
+QUESTION = {"question": "When did the protests in Iran begin?"}
+
+
+def rag(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
+    return subprocess.run(
+        [sys.executable, "-m", "rag", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def fingerprint(index_dir: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(index_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(index_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def index_copy(seed_index_dir: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "index"
+    shutil.copytree(seed_index_dir, out)
+    return out
+
+
+def big_corpus(folder: Path, files: int = 15) -> Path:
+    """Unique text, so nothing comes from the vector cache and embedding takes a while."""
+    sentences = [
+        s.strip() + "."
+        for p in sorted(SEEDS.glob("*.txt"))
+        for s in p.read_text().split(".")
+        if len(s.split()) > 5
+    ]
+    rng = random.Random(7)
+    folder.mkdir()
+    for i in range(files):
+        paragraphs = []
+        for j in range(40):
+            picked = rng.sample(sentences, 3)
+            paragraphs.append(f"Report {i}-{j}. " + " ".join(picked))
+        (folder / f"article_{i:03}.txt").write_text("\n\n".join(paragraphs))
+    return folder
+
+
+# A real `rag index` process, with the model's forward pass and numpy.save wrapped to
+# leave a marker file when they first run, so the test knows which phase the build is in.
+_HOOKED_BUILD = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from sentence_transformers import SentenceTransformer
+marker = Path(sys.argv[1])
+phase = sys.argv[2]
+forward = SentenceTransformer.forward
+def hooked_forward(self, *a, **k):
+    if phase == "embedding" and not marker.exists():
+        marker.write_text("embedding")
+    return forward(self, *a, **k)
+SentenceTransformer.forward = hooked_forward
+save = np.save
+def hooked_save(*a, **k):
+    save(*a, **k)
+    if phase == "writing":
+        marker.write_text("writing")
+        time.sleep(600)
+np.save = hooked_save
+from rag.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def kill_build_during(phase: str, corpus: Path, out: Path, marker: Path) -> None:
+    args = ["index", "--corpus", str(corpus), "--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOOKED_BUILD, str(marker), phase, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the build never reached the phase"
+            time.sleep(0.05)
+        time.sleep(0.5)  # well inside the phase
+        assert proc.poll() is None, "the build finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_kill_9_mid_embedding_leaves_the_previous_index_intact_and_served(
+    index_copy: Path, tmp_path: Path
+) -> None:
+    before = fingerprint(index_copy)
+    build_id = json.loads((index_copy / "manifest.json").read_text())["build_id"]
+    corpus = big_corpus(tmp_path / "big")
+    kill_build_during("embedding", corpus, index_copy, tmp_path / "marker")
+
+    assert fingerprint(index_copy) == before
+    assert load_index(index_copy).manifest["build_id"] == build_id
+    with serve(index_copy, tmp_path) as server:
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
+        assert health["build_id"] == build_id
+        r = httpx.post(f"{server.url}/ask", json=QUESTION, timeout=60)
+        assert r.status_code == 200
+        assert r.json()["answer"]
+
+
+def test_kill_9_while_writing_the_new_index_leaves_the_previous_one(
+    index_copy: Path, tmp_path: Path
+) -> None:
+    before = fingerprint(index_copy)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    (corpus / "extra.txt").write_text("A new article about the weather in Lisbon today.\n")
+    kill_build_during("writing", corpus, index_copy, tmp_path / "marker")
+
+    # The half-written build is in a temporary folder beside the index, never in it.
+    leftovers = list(tmp_path.glob(".index.tmp-*"))
+    assert leftovers, "the build was expected to die with its temporary folder in place"
+    assert (leftovers[0] / "chunks.jsonl").exists()
+    assert not (leftovers[0] / "manifest.json").exists()
+    assert fingerprint(index_copy) == before
+    load_index(index_copy)
+
+    # The next build succeeds despite the leftover, and swaps in atomically.
+    done = rag("index", "--corpus", str(corpus), "--out", str(index_copy))
+    assert done.returncode == 0, done.stderr
+    assert "extra.txt" in load_index(index_copy).documents
+
+
+# --- damaged index -------------------------------------------------------------------
+
+
+def _truncate(name: str) -> Callable[[Path], None]:
+    def damage(index: Path) -> None:
+        data = (index / name).read_bytes()
+        (index / name).write_bytes(data[: len(data) // 2])
+
+    return damage
+
+
+def _drop_chunk_line(index: Path) -> None:
+    lines = (index / "chunks.jsonl").read_text().splitlines(keepends=True)
+    del lines[len(lines) // 2]
+    (index / "chunks.jsonl").write_text("".join(lines))
+
+
+def _edit_manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
+    def damage(index: Path) -> None:
+        manifest = json.loads((index / "manifest.json").read_text())
+        edit(manifest)
+        (index / "manifest.json").write_text(json.dumps(manifest))
+
+    return damage
+
+
+def _set(*path_and_value):
+    *path, value = path_and_value
+
+    def edit(manifest: dict) -> None:
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return _edit_manifest(edit)
+
+
+def _drop(*path):
+    def edit(manifest: dict) -> None:
+        target = manifest
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+
+    return _edit_manifest(edit)
+
+
+def _flip_byte(name: str) -> Callable[[Path], None]:
+    def damage(index: Path) -> None:
+        data = bytearray((index / name).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (index / name).write_bytes(bytes(data))
+
+    return damage
+
+
+DAMAGE = {
+    "truncated dense.faiss": (_truncate("dense.faiss"), "dense.faiss is damaged"),
+    "empty dense.faiss": (lambda i: (i / "dense.faiss").write_bytes(b""), "dense.faiss"),
+    "chunks.jsonl line removed": (_drop_chunk_line, "chunks.jsonl is damaged"),
+    "chunks.jsonl byte flipped": (_flip_byte("chunks.jsonl"), "chunks.jsonl is damaged"),
+    "documents.jsonl byte flipped": (_flip_byte("documents.jsonl"), "documents.jsonl"),
+    "truncated tokens.npy": (_truncate("tokens.npy"), "tokens.npy is damaged"),
+    "sparse index removed": (lambda i: shutil.rmtree(i / "sparse"), "sparse"),
+    "missing keys.json": (lambda i: (i / "keys.json").unlink(), "keys.json is missing"),
+    "manifest chunk count changed": (
+        _edit_manifest(lambda m: m["counts"].update(chunks=m["counts"]["chunks"] + 1)),
+        "manifest says",
+    ),
+    "manifest document count changed": (
+        _edit_manifest(lambda m: m["counts"].update(documents=m["counts"]["documents"] + 1)),
+        "documents",
+    ),
+    "manifest model name changed": (_set("model", "name", "other-model"), "other-model"),
+    "manifest and config model changed": (
+        _edit_manifest(
+            lambda m: (
+                m["model"].update(name="all-mpnet-base-v2"),
+                m["config"]["embedder"].update(model="all-mpnet-base-v2"),
+            )
+        ),
+        "all-mpnet-base-v2",
+    ),
+    "manifest dimension changed": (_set("model", "dimension", 768), "dimension"),
+    "manifest file checksum changed": (
+        _set("files", "dense.faiss", "0" * 64),
+        "dense.faiss is damaged",
+    ),
+    "manifest counts missing": (_drop("counts"), "lacks 'counts'"),
+    "manifest not JSON": (
+        lambda i: (i / "manifest.json").write_text("{not json"),
+        "manifest.json is unreadable",
+    ),
+    "manifest a list": (lambda i: (i / "manifest.json").write_text("[]"), "not a JSON object"),
+    "manifest count a string": (_set("counts", "chunks", "many"), "'counts.chunks'"),
+    "format version changed": (_set("format_version", 99), "format version"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_index_is_refused_naming_the_problem_and_the_fix(
+    index_copy: Path, damage: str
+) -> None:
+    apply, says = DAMAGE[damage]
+    apply(index_copy)
+    with pytest.raises(IndexMismatchError) as err:
+        load_index(index_copy)
+    message = str(err.value)
+    assert says in message, message
+    assert f"rag index --corpus <DIR> --out {index_copy}" in message
+
+    # `rag serve` does not start on it: one line on stderr, exit code 2, no traceback.
+    proc = rag("serve", "--index", str(index_copy), "--port", "1", timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr
+    assert "rag index" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_missing_index_is_refused_with_the_build_command(tmp_path: Path) -> None:
+    proc = rag("serve", "--index", str(tmp_path / "nothing"), "--port", "1", timeout=120)
+    assert proc.returncode == 2
+    assert "no index at" in proc.stderr
+    assert "rag index" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- hot reload ----------------------------------------------------------------------
+
+
+class Hammer:
+    """N threads asking questions (and reading /health and /sources) until stopped."""
+
+    def __init__(self, url: str, clients: int) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self.sources_seen: set[str] = set()
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)
+        ]
+
+    def __enter__(self) -> Hammer:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+
+    def _run(self, i: int) -> None:
+        questions = [
+            "When did the protests in Iran begin?",
+            "What did Russia say about the protests?",
+            "What is the weather like in Lisbon?",
+            "How many people live in Iran?",
+        ]
+        with httpx.Client(base_url=self.url, timeout=60) as c:
+            n = 0
+            while not self.stop.is_set():
+                n += 1
+                try:
+                    if n % 10 == 0:
+                        r = c.get("/sources")
+                    else:
+                        body = {"question": questions[(i + n) % len(questions)], "top_k": 3}
+                        r = c.post("/ask", json=body)
+                    if r.status_code != 200:
+                        raise AssertionError(f"{r.status_code} {r.text[:200]}")
+                    data = r.json()
+                    citations = data.get("citations", [])
+                    for cite in citations:
+                        # Each response is self-consistent: offsets span the cited text.
+                        assert cite["end"] - cite["start"] >= len(cite["text"].strip()), cite
+                    cited = {cite["source"] for cite in citations}
+                    with self.lock:
+                        self.ok += 1
+                        self.sources_seen |= cited
+                except Exception as exc:
+                    with self.lock:
+                        self.failures.append(repr(exc))
+                    time.sleep(0.5)
+
+
+def build_id(index: Path) -> str:
+    return json.loads((index / "manifest.json").read_text())["build_id"]
+
+
+def test_hot_reload_under_concurrent_requests_loses_nothing(
+    index_copy: Path, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    (corpus / "lisbon.txt").write_text(
+        "Lisbon weather\n\nThe weather in Lisbon today is sunny and mild, with a light "
+        "breeze from the Atlantic and a high of 21 degrees.\n"
+    )
+    old = build_id(index_copy)
+    env = {"RAG_RELOAD_INTERVAL": "0.5"}
+    with serve(index_copy, tmp_path, env=env) as server:
+        with Hammer(server.url, clients=4) as load:
+            wait_for(lambda: load.ok >= 4 or load.failures, 120, "no answers before the rebuild")
+            done = rag("index", "--corpus", str(corpus), "--out", str(index_copy))
+            assert done.returncode == 0, done.stderr
+            new = build_id(index_copy)
+            assert new != old
+            wait_for(
+                lambda: httpx.get(f"{server.url}/health", timeout=30).json()["build_id"] == new,
+                60,
+                "the server did not reload the new build",
+            )
+            swapped_at = load.ok
+            # Keep asking on the new index (the machine is shared: count answers, not time).
+            wait_for(
+                lambda: load.ok >= swapped_at + 8 or load.failures, 120, "no answers after swap"
+            )
+        assert load.failures == [], load.failures[:5]
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            names = {s["source"] for s in c.get("/sources").json()["sources"]}
+            assert "lisbon.txt" in names
+            r = c.post("/ask", json={"question": "What is the weather like in Lisbon today?"})
+            assert r.json()["citations"][0]["source"] == "lisbon.txt"
+        assert "Traceback" not in server.log()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, message: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
+
+
+def test_damaged_build_on_disk_keeps_the_served_index(index_copy: Path, tmp_path: Path) -> None:
+    """A new manifest whose files do not check out is refused; the old index stays."""
+    old = build_id(index_copy)
+    with serve(index_copy, tmp_path, env={"RAG_RELOAD_INTERVAL": "0.3"}) as server:
+        broken = tmp_path / "broken"
+        shutil.copytree(index_copy, broken)
+        _set("build_id", "f" * 32)(broken)
+        _truncate("dense.faiss")(broken)
+        for name in ("dense.faiss", "manifest.json"):  # manifest last, as a build would
+            os.replace(broken / name, index_copy / name)
+        time.sleep(2)
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            assert c.get("/health").json()["build_id"] == old
+            assert c.post("/ask", json=QUESTION).status_code == 200
+        log = server.log()
+        assert "cannot be loaded, keeping the current one" in log
+        assert "dense.faiss is damaged" in log
+        assert log.count("cannot be loaded") == 1  # reported once, not every poll
+        assert "Traceback" not in log
+
+
+# --- corpus faults ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "says"),
+    [
+        (
+            "latin1.txt",
+            "Caf\u00e9 society.\n".encode("latin-1"),
+            "latin1.txt is not valid UTF-8: byte offset 3",
+        ),
+        (
+            "image.txt",
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "image.txt is not valid UTF-8: byte offset 0",
+        ),
+        (
+            "nul.md",
+            b"text with a NUL\x00 inside",
+            "nul.md looks binary: NUL byte at byte offset 15",
+        ),
+        ("sub/utf16.txt", "hello".encode("utf-16"), "sub/utf16.txt is not valid UTF-8"),
+    ],
+)
+def test_bad_encoding_stops_the_build_naming_file_and_offset(
+    index_copy: Path, tmp_path: Path, name: str, data: bytes, says: str
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+    (corpus / name).write_bytes(data)
+    before = fingerprint(index_copy)
+    proc = rag("index", "--corpus", str(corpus), "--out", str(index_copy))
+    assert proc.returncode == 2
+    assert says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert fingerprint(index_copy) == before  # the previous index is untouched
+
+
+def test_skipped_files_are_warned_about_and_the_build_succeeds(
+    index_copy: Path, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("SECRET outside the corpus\n")
+    (corpus / "empty.txt").write_bytes(b"")
+    (corpus / "blank.md").write_text("  \n\n\t\n")
+    (corpus / "escape.txt").symlink_to(outside)
+    (corpus / "dir-escape").symlink_to(tmp_path)
+    (corpus / "broken.txt").symlink_to(corpus / "missing.txt")
+    (corpus / "loop1.txt").symlink_to(corpus / "loop2.txt")
+    (corpus / "loop2.txt").symlink_to(corpus / "loop1.txt")
+    (corpus / "folder.txt").mkdir()
+    (corpus / ".hidden.txt").write_text("hidden\n")
+    (corpus / "photo.png").write_bytes(b"\x89PNG\x00\xff")
+
+    proc = rag("index", "--corpus", str(corpus), "--out", str(index_copy))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stderr
+    assert "Traceback" not in out + proc.stdout
+    for name, why in [
+        ("empty.txt", "the file is empty"),
+        ("blank.md", "the file is empty"),
+        ("escape.txt", "it links outside the corpus folder"),
+        ("broken.txt", "it is a broken symlink"),
+        ("loop1.txt", "cannot resolve it"),
+        ("folder.txt", "it is not a regular file"),
+    ]:
+        assert f"skipping {name}: {why}" in out, (name, out)
+    index = load_index(index_copy)
+    assert set(index.documents) == {p.name for p in SEEDS.glob("*.txt")}
+    assert not any("SECRET" in d.text for d in index.documents.values())
+
+
+def test_file_removed_between_listing_and_reading_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import rag.corpus as corpus_module
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    doomed = corpus / "doomed.txt"
+    doomed.write_text("Here today, gone tomorrow.\n")
+    list_files = corpus_module.list_files
+
+    def list_then_delete(root: Path) -> list[Path]:
+        files = list_files(root)
+        assert doomed in files
+        doomed.unlink()  # another process removes it after the listing
+        return files
+
+    monkeypatch.setattr(corpus_module, "list_files", list_then_delete)
+    with caplog.at_level(logging.WARNING, logger="rag.corpus"):
+        docs = read_corpus(corpus)
+    assert "doomed.txt" not in {d.source for d in docs}
+    assert "skipping doomed.txt: it was removed while the corpus was read" in caplog.text
+
+
+def test_unreadable_file_stops_the_build_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEEDS, corpus)
+    locked = corpus / "locked.txt"
+    locked.write_text("no entry\n")
+    read_bytes = Path.read_bytes
+
+    def denied(self: Path) -> bytes:
+        if self.name == "locked.txt":  # chmod 000 does not stop root, so simulate it
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(CorpusError, match=r"cannot read locked\.txt: Permission denied"):
+        read_corpus(corpus)
+    assert cli.main(["index", "--corpus", str(corpus), "--out", str(tmp_path / "i")]) == 2
+    assert "cannot read locked.txt" in capsys.readouterr().err
+
+
+def test_corpus_with_nothing_usable_stops_the_build(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "empty.txt").write_text("")
+    proc = rag("index", "--corpus", str(corpus), "--out", str(tmp_path / "index"))
+    assert proc.returncode == 2
+    assert "no non-empty .txt or .md files" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = rag("index", "--corpus", str(tmp_path / "nope"), "--out", str(tmp_path / "index"))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr
