@@ -63,9 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
     from api.main import create_app
     from api.settings import Settings
 
-    settings = Settings(index_dir=args.index, host=args.host, port=args.port)
+    # Flags override the environment (RAG_INDEX_DIR, RAG_HOST, RAG_PORT), which overrides
+    # the defaults (index/, 127.0.0.1, 8000).
+    given = {"index_dir": args.index, "host": args.host, "port": args.port}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
     app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
 
@@ -95,9 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_ask)
 
     p = sub.add_parser("serve", help="serve the HTTP API and the chat page")
-    p.add_argument("--index", type=Path, default=DEFAULT_INDEX)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX_DIR or index)")
+    p.add_argument("--host", help="address to bind (default: $RAG_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: $RAG_PORT or 8000)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=_serve)
     return parser
