@@ -7,8 +7,12 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from api.settings import Settings
 
 DEFAULT_CORPUS = Path("seeds")
 DEFAULT_INDEX = Path("index")
@@ -57,16 +61,21 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """Flags override the environment (RAG_INDEX_DIR, RAG_HOST, RAG_PORT), which
+    overrides the defaults (index/, 127.0.0.1, 8000)."""
+    from api.settings import Settings
+
+    given = {"index_dir": args.index, "host": args.host, "port": args.port}
+    return Settings(**{k: v for k, v in given.items() if v is not None})
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
-    from api.settings import Settings
 
-    # Flags override the environment (RAG_INDEX_DIR, RAG_HOST, RAG_PORT), which overrides
-    # the defaults (index/, 127.0.0.1, 8000).
-    given = {"index_dir": args.index, "host": args.host, "port": args.port}
-    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    settings = serve_settings(args)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0

@@ -42,11 +42,15 @@ def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.max_question_chars == 2000
 
 
-def test_cli_binds_loopback_by_default() -> None:
-    from rag.cli import build_parser
+def test_cli_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.cli import build_parser, serve_settings
 
-    args = build_parser().parse_args(["serve"])
-    assert args.host == "127.0.0.1"
+    monkeypatch.delenv("RAG_HOST", raising=False)
+    assert serve_settings(build_parser().parse_args(["serve"])).host == "127.0.0.1"
+    monkeypatch.setenv("RAG_HOST", "0.0.0.0")
+    assert serve_settings(build_parser().parse_args(["serve"])).host == "0.0.0.0"
+    args = build_parser().parse_args(["serve", "--host", "127.0.0.2"])
+    assert serve_settings(args).host == "127.0.0.2"
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
