@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 FILES = ("tokens.npy", "token_ids.npy", "token_spans.npy", "token_offsets.npy")
+# Up to this many tokens (about 150 MB as float32; the seeds have 16k) the store is
+# held in memory as float32 and scored with one product over all of it.
+IN_MEMORY_MAX_TOKENS = 100_000
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,14 @@ class TokenStore:
 
     @classmethod
     def load(cls, folder: Path) -> TokenStore:
-        # float16 on disk, float32 in memory: numpy's matrix product has no fast float16.
+        # float16 on disk. A small store is held as float32, since numpy has no fast
+        # float16 product; a large one stays memory-mapped and only the candidates' rows
+        # are read and converted, query by query.
+        embeddings = np.load(folder / "tokens.npy", mmap_mode="r")
+        if len(embeddings) <= IN_MEMORY_MAX_TOKENS:
+            embeddings = np.asarray(embeddings, dtype=np.float32)
         return cls(
-            np.load(folder / "tokens.npy").astype(np.float32),
+            embeddings,
             np.load(folder / "token_ids.npy"),
             np.load(folder / "token_spans.npy"),
             np.load(folder / "token_offsets.npy"),
@@ -122,11 +130,11 @@ def maxsim_many(
     starts = store.offsets[chunk_ids]
     lengths = store.offsets[np.asarray(chunk_ids) + 1] - starts
     rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lengths, strict=True)])
-    if len(rows) * 4 > len(store.ids):
-        # Most of the store is wanted: one product over all of it beats copying rows out.
+    if store.embeddings.dtype == np.float32 and len(rows) * 4 > len(store.ids):
+        # Most of a small store is wanted: one product over all of it beats copying.
         sims = (query @ store.embeddings.T)[:, rows]
-    else:
-        sims = query @ store.embeddings[rows].T  # (query terms, candidate tokens)
+    else:  # (query terms, candidate tokens)
+        sims = query @ np.asarray(store.embeddings[rows], dtype=np.float32).T
     bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     own = store.spans[rows, 0] >= np.repeat(own_from, lengths)
     best_all = np.maximum.reduceat(sims, bounds, axis=1)
