@@ -135,7 +135,11 @@ class Engine:
             # scripts/bench.py turns this logger to DEBUG to report the batch sizes achieved.
             log.debug("answered a batch of %d", len(batch))
             for job, result in zip(batch, results, strict=True):
-                if not job.future.done():
+                if job.future.done():
+                    continue
+                if isinstance(result, Exception):
+                    job.future.set_exception(result)
+                else:
                     job.future.set_result(result)
 
     def _manifest_build_id(self) -> str | None:
@@ -183,6 +187,22 @@ class Engine:
                 log.exception("index reload check failed")
 
 
-def _answer_batch(qa: QA, batch: list[_Job]) -> list[Result]:
-    encoded = qa.encode([job.question for job in batch])
-    return [qa.answer(job.question, e, job.top_k) for job, e in zip(batch, encoded, strict=True)]
+def _answer_batch(qa: QA, batch: list[_Job]) -> list[Result | Exception]:
+    """One forward pass for the batch. If the batch fails, its questions are answered one
+    by one, so one bad question fails only its own request."""
+    try:
+        encoded = qa.encode([job.question for job in batch])
+        return [
+            qa.answer(job.question, e, job.top_k) for job, e in zip(batch, encoded, strict=True)
+        ]
+    except Exception:
+        if len(batch) == 1:
+            raise
+        log.exception("a batch of %d failed; answering its questions one by one", len(batch))
+    outcomes: list[Result | Exception] = []
+    for job in batch:
+        try:
+            outcomes.extend(_answer_batch(qa, [job]))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,8 @@ import numpy as np
 import Stemmer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to show.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 @lru_cache(maxsize=1)
