@@ -73,10 +73,11 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
         late, late_context = maxsim_many(question.tokens, weights, index.tokens, ids, own_from)
         if not config.use_context:
             late_context = late
+    dense_all = index.chunk_vectors[ids] @ question.vector if ids else np.zeros(0)
     hits = []
     for i, cid in enumerate(ids):
         chunk = index.chunks[cid]
-        dense = float(index.chunk_vectors[cid] @ question.vector)
+        dense = float(dense_all[i])
         bm = float(bm25[cid]) / best_bm25 if best_bm25 > 0 else 0.0
         typed = float(bool(question.expects and question.expects.search(chunk.text)))
         if config.mode == "dense":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 FILES = ("tokens.npy", "token_ids.npy", "token_spans.npy", "token_offsets.npy")
 # Up to this many tokens (about 150 MB as float32; the seeds have 16k) the store is
@@ -46,6 +47,11 @@ class TokenStore:
         self.spans = spans
         self.offsets = offsets
         self._df: np.ndarray | None = None
+        # A small store is also held as a torch matrix (sharing memory): torch's product
+        # is about 4x faster than numpy's single-threaded BLAS on these shapes.
+        self.matrix: torch.Tensor | None = None
+        if embeddings.dtype == np.float32 and embeddings.flags.c_contiguous:
+            self.matrix = torch.from_numpy(embeddings)
 
     @classmethod
     def from_blocks(cls, blocks: list[TokenBlock], dimension: int) -> TokenStore:
@@ -130,9 +136,10 @@ def maxsim_many(
     starts = store.offsets[chunk_ids]
     lengths = store.offsets[np.asarray(chunk_ids) + 1] - starts
     rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lengths, strict=True)])
-    if store.embeddings.dtype == np.float32 and len(rows) * 4 > len(store.ids):
+    if store.matrix is not None and len(rows) * 4 > len(store.ids):
         # Most of a small store is wanted: one product over all of it beats copying.
-        sims = (query @ store.embeddings.T)[:, rows]
+        with torch.inference_mode():
+            sims = (torch.from_numpy(query) @ store.matrix.T).numpy()[:, rows]
     else:  # (query terms, candidate tokens)
         sims = query @ np.asarray(store.embeddings[rows], dtype=np.float32).T
     bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
