@@ -1,0 +1,106 @@
+"""scripts/bench.py at tiny sizes, every section, so the benchmark cannot rot.
+
+Only the shape of its JSON is checked: the figures themselves are never asserted, since
+these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NUMBER = (int, float)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, NUMBER) and not isinstance(value, bool)
+
+
+@pytest.mark.slow
+def test_bench_runs_every_section_at_tiny_sizes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for path in sorted((ROOT / "seeds").iterdir())[:2]:
+        shutil.copy(path, corpus / path.name)
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "bench.py"),
+        "--corpus", str(corpus),
+        "--max-questions", "5",
+        "--rounds", "1",
+        "--clients", "1,2",
+        "--requests", "12",
+        "--build-repeats", "1",
+        "--scale-sizes", "1000,2000",
+        "--scale-queries", "20",
+        "--ef-search", "16",
+        "--bm25-sizes", "2000",
+        "--workdir", str(tmp_path / "work"),
+        "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "section" in done.stdout  # the table was printed
+
+    data = json.loads(out.read_text())
+    machine = data["machine"]
+    assert isinstance(machine["cores"], int) and isinstance(machine["cpu"], str)
+    assert isinstance(data["versions"]["torch"], str)
+    sections = data["sections"]
+    assert set(sections) == {"latency", "throughput", "build", "rebuild", "scale", "startup"}
+    for name, section in sections.items():
+        assert "error" not in section, (name, section.get("error"))
+
+    lat = sections["latency"]
+    for key in ("reference_encode_ms", "http_ask_ms", "inprocess_ask_ms"):
+        assert _number(lat[key]["p50"]) and _number(lat[key]["p95"])
+    assert _number(lat["ratio_p50"]) and isinstance(lat["met"], bool)
+    assert lat["breakdown_p50_ms"] is None or all(
+        _number(v) for v in lat["breakdown_p50_ms"].values()
+    )
+
+    thr = sections["throughput"]
+    assert [lv["clients"] for lv in thr["levels"]] == [1, 2]
+    for level in thr["levels"]:
+        for key in ("rps", "p50_ms", "p95_ms", "server_cpu_ms_per_request"):
+            assert _number(level[key])
+        assert isinstance(level["errors"], int) and isinstance(level["batch_sizes"], dict)
+    assert _number(thr["speedup_top_vs_1"]) and isinstance(thr["met"], bool)
+
+    build = sections["build"]
+    for key in (
+        "build_s",
+        "reference_chunk_texts_s",
+        "reference_embedded_texts_s",
+        "ratio_vs_chunk_texts",
+        "ratio_vs_embedded_texts",
+        "cli_peak_rss_mb",
+    ):
+        assert _number(build[key]), key
+    assert build["chunks"] > 0 and build["texts_embedded"] >= build["chunks"]
+
+    rebuild = sections["rebuild"]
+    assert _number(rebuild["unchanged_pct_of_full"])
+    assert [s["step"] for s in rebuild["steps"]] == ["add", "change", "delete"]
+    for step in rebuild["steps"]:
+        assert isinstance(step["embedded"], int) and isinstance(step["consistent"], bool)
+
+    scale = sections["scale"]
+    assert [row["n"] for row in scale["dense"]] == [1000, 2000]
+    for row in scale["dense"]:
+        for kind in ("flat", "hnsw"):
+            assert _number(row[kind]["search_p50_ms"]) and _number(row[kind]["recall_at_10"])
+            assert _number(row[kind]["build_s"]) and _number(row[kind]["bytes_per_vector"])
+    assert [row["n"] for row in scale["sparse"]] == [2000]
+    assert _number(scale["sparse"][0]["query_p50_ms"]) and _number(scale["sparse"][0]["build_s"])
+    assert isinstance(scale["auto_hnsw_min"], int)
+
+    startup = sections["startup"]
+    assert _number(startup["to_first_answer_s"]) and _number(startup["rss_at_rest_mb"])
