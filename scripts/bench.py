@@ -46,7 +46,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,13 +136,9 @@ def machine() -> dict:
 
 
 def versions() -> dict[str, str]:
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    from rag.index.store import library_versions
+
+    return {k: v for k, v in library_versions(LIBRARIES).items() if k != "python"}
 
 
 def read_questions(path: Path, limit: int) -> list[str]:

