@@ -4,8 +4,11 @@ Entry point: `extract_answer(index, question, hits, by_id, config)`.
 
 No reader model ships offline, so the answer is chosen from the text's own structure.
 Every sentence of the top passages (and of their folded duplicates) is scored by:
-- late interaction between the question and the sentence's own tokens (in context);
-- the IDF-weighted share of the question's terms the sentence contains;
+- late interaction between the question and the sentence's own tokens (in context), and
+  with the sentence before it too, since a quote often follows the line naming the
+  speaker;
+- the IDF-weighted share of the question's terms the sentence contains, plus the share
+  of its terms the question lacks (an answer adds something to the question);
 - its passage's fused retrieval score (the heading and the sentence before count there);
 - whether it holds what the question asks for (a date for "when", a number for "how
   many", a quotation for "what did X say").
