@@ -7,8 +7,8 @@ keeps which words matched, so "break out" still finds "erupted" while a long par
 about several things is not diluted. The token embeddings come from the same forward
 pass that gives the pooled vector, so indexing costs no extra model call.
 
-On the seeds question set MaxSim alone puts the gold paragraph first for 0.86 of the
-answerable questions, against 0.51 for the pooled cosine and 0.77 for BM25.
+On the seeds question set the hybrid ranking with MaxSim puts the gold paragraph first
+for 0.883 of the answerable questions, 0.740 without it (README, Evaluation).
 """
 
 from __future__ import annotations
