@@ -169,8 +169,10 @@ _RENAME_EXCHANGE = 2
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Make `tmp` the index at `out` in one step. On Linux renameat2(RENAME_EXCHANGE)
-    swaps both folders atomically, so readers see either the old or the new index;
-    elsewhere two renames leave a moment where `out` is a backup (recovered on load)."""
+    swaps both folders atomically, so readers see either the old or the new index.
+    Where it is missing, two renames leave a moment in which `out` does not exist and
+    a reader gets "no index" (a crash in that moment leaves the old index beside it as
+    `.<name>.old-*`)."""
     if not out.exists():
         os.rename(tmp, out)
         return
