@@ -3,7 +3,14 @@
 Micro-batching: questions wait in a bounded queue; one worker takes the first and every
 other that is already waiting (or arrives within `batch_wait_ms`, but only while more
 requests are in flight, or were in the previous batch, than it holds, so a lone client
-never waits) and answers them with one forward pass of the model.
+never waits) and encodes them with one forward pass of the model.
+
+Two stages, one thread each: the model thread encodes a batch and hands it to the
+ranking thread (retrieve, extract, cite), then takes the next batch at once, so the
+forward pass of one batch overlaps the ranking of the one before. At most two batches
+are between the queue and their answers, so the queue stays the only buffer. A lone
+question (nothing queued, nothing being ranked) is ranked on the model thread: a hand-off
+between threads costs a wake-up, which is all that overlapping could win for it.
 
 Hot reload: a watcher polls `manifest.json`; when its build id changes, the new index
 is loaded beside the old one and swapped in with one assignment. A batch keeps the
@@ -17,10 +24,11 @@ import contextlib
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from api.settings import Settings
+from rag.embedder import EncodedQuestion
 from rag.errors import RagError
 from rag.index import load_index
 from rag.pipeline import QA, Result, check_question
@@ -47,8 +55,12 @@ class Engine:
         self._queue: asyncio.Queue[_Job] | None = None
         self._inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
-        # One thread runs the model, so forward passes never compete for the two cores.
+        # One thread runs the model, so forward passes never compete for the two cores;
+        # another ranks, so that work overlaps the next forward pass.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-model")
+        self._rank_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-rank")
+        self._stages: asyncio.Semaphore | None = None
+        self._ranking = 0  # batches handed to the ranking thread and not yet delivered
         self._reload_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-reload")
         self._failed_build: str | None = None
         self.batches = 0
@@ -62,6 +74,7 @@ class Engine:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.settings.queue_max)
+        self._stages = asyncio.Semaphore(2)  # one batch encoding, one ranking
         self._tasks.append(asyncio.create_task(self._worker(), name="rag-batcher"))
         if self.settings.reload_interval > 0:
             self._tasks.append(asyncio.create_task(self._watch(), name="rag-reload"))
@@ -74,6 +87,7 @@ class Engine:
                 await task
         self._tasks.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._rank_executor.shutdown(wait=False, cancel_futures=True)
         self._reload_executor.shutdown(wait=False, cancel_futures=True)
 
     async def ask(self, question: str, top_k: int) -> Result:
@@ -116,31 +130,70 @@ class Engine:
 
     async def _worker(self) -> None:
         loop = asyncio.get_running_loop()
+        assert self._stages is not None
         while True:
             batch = await self._collect()
             batch = [job for job in batch if not job.future.done()]
             if not batch:
                 continue
             qa = self.qa
+            await self._stages.acquire()
+            assert self._queue is not None
+            inline = len(batch) == 1 and self._ranking == 0 and self._queue.empty()
+            self._ranking += not inline
             try:
-                results = await loop.run_in_executor(self._executor, _answer_batch, qa, batch)
+                ranking = await loop.run_in_executor(
+                    self._executor, self._encode_then_rank, qa, batch, inline
+                )
             except Exception as exc:  # delivered to each waiting request, logged by the API
+                self._stages.release()
+                self._ranking -= not inline
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 continue
-            self.batches += 1
-            self.batched_questions += len(batch)
-            self._last_batch = len(batch)
-            # scripts/bench.py turns this logger to DEBUG to report the batch sizes achieved.
-            log.debug("answered a batch of %d", len(batch))
-            for job, result in zip(batch, results, strict=True):
-                if job.future.done():
-                    continue
-                if isinstance(result, Exception):
-                    job.future.set_exception(result)
-                else:
-                    job.future.set_result(result)
+            ranking.add_done_callback(
+                lambda done, batch=batch, inline=inline: loop.call_soon_threadsafe(
+                    self._deliver, batch, done, inline
+                )
+            )
+
+    def _encode_then_rank(
+        self, qa: QA, batch: list[_Job], inline: bool
+    ) -> Future[list[Result | Exception]]:
+        """On the model thread: encode, then rank here (`inline`) or queue the ranking
+        on its own thread."""
+        encoded = _encode_batch(qa, batch)
+        if not inline:
+            return self._rank_executor.submit(_rank_batch, qa, batch, encoded)
+        done: Future[list[Result | Exception]] = Future()
+        done.set_result(_rank_batch(qa, batch, encoded))
+        return done
+
+    def _deliver(
+        self, batch: list[_Job], done: Future[list[Result | Exception]], inline: bool
+    ) -> None:
+        assert self._stages is not None
+        self._stages.release()
+        self._ranking -= not inline
+        try:
+            results: list[Result | Exception] = done.result()
+        except BaseException as exc:  # cancelled at shutdown, or a bug in ranking
+            results = [exc if isinstance(exc, Exception) else RagError("shutting down")] * len(
+                batch
+            )
+        self.batches += 1
+        self.batched_questions += len(batch)
+        self._last_batch = len(batch)
+        # scripts/bench.py turns this logger to DEBUG to report the batch sizes achieved.
+        log.debug("answered a batch of %d", len(batch))
+        for job, result in zip(batch, results, strict=True):
+            if job.future.done():
+                continue
+            if isinstance(result, Exception):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
 
     def _manifest_build_id(self) -> str | None:
         try:
@@ -187,22 +240,35 @@ class Engine:
                 log.exception("index reload check failed")
 
 
-def _answer_batch(qa: QA, batch: list[_Job]) -> list[Result | Exception]:
-    """One forward pass for the batch. If the batch fails, its questions are answered one
-    by one, so one bad question fails only its own request."""
+def _encode_batch(qa: QA, batch: list[_Job]) -> list[EncodedQuestion | Exception]:
+    """One forward pass for the batch. If it fails, its questions are encoded one by
+    one, so one bad question fails only its own request."""
     try:
-        encoded = qa.encode([job.question for job in batch])
-        return [
-            qa.answer(job.question, e, job.top_k) for job, e in zip(batch, encoded, strict=True)
-        ]
+        return list(qa.encode([job.question for job in batch]))
     except Exception:
         if len(batch) == 1:
             raise
-        log.exception("a batch of %d failed; answering its questions one by one", len(batch))
-    outcomes: list[Result | Exception] = []
+        log.exception("a batch of %d failed; encoding its questions one by one", len(batch))
+    outcomes: list[EncodedQuestion | Exception] = []
     for job in batch:
         try:
-            outcomes.extend(_answer_batch(qa, [job]))
+            outcomes.extend(qa.encode([job.question]))
         except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _rank_batch(
+    qa: QA, batch: list[_Job], encoded: list[EncodedQuestion | Exception]
+) -> list[Result | Exception]:
+    """Retrieve, extract and cite for each question; a failure is its question's own."""
+    outcomes: list[Result | Exception] = []
+    for job, e in zip(batch, encoded, strict=True):
+        if isinstance(e, Exception):
+            outcomes.append(e)
+            continue
+        try:
+            outcomes.append(qa.answer(job.question, e, job.top_k))
+        except Exception as exc:  # logged by the API with its request
             outcomes.append(exc)
     return outcomes

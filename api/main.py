@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
     index stops start-up with its error instead of failing every request."""
     settings = settings or Settings()
     qa = qa or QA.load(settings.index_dir)
+    qa.embedder.prepare()  # the question encoder, before the first request rather than in it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

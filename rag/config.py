@@ -29,9 +29,13 @@ class ChunkerConfig:
 @dataclass(frozen=True)
 class EmbedderConfig:
     model: str = "all-MiniLM-L6-v2"
+    # Documents per forward pass when building (sorted by length, so padding is small).
     batch_size: int = 32
-    # Where ready vectors are cached by (model, text hash); None disables the cache.
-    cache_dir: str | None = None
+    # Documents: "bfloat16" autocast is 2.4x faster where the CPU has AMX and changes the
+    # vectors by a cosine of < 3e-5; "auto" takes it there and float32 elsewhere.
+    document_precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Questions: ONNX Runtime (float32, 2.2 ms a question here) or PyTorch (4.9 ms).
+    question_runtime: Literal["onnx", "torch"] = "onnx"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,20 @@
-"""Embedder: sentence-transformers over the packaged all-MiniLM-L6-v2.
+"""Embedder: the packaged all-MiniLM-L6-v2, tokenised, run, mean-pooled and normalised.
 
-Entry point: `Embedder(config).encode(texts)` returns L2-normalised float32 rows, so that
-inner product equals cosine similarity downstream.
+Entry points: `Embedder(config).encode_blocks(texts)` for documents (pooled vector and
+contextual token embeddings from one forward pass) and `encode_questions(questions)`.
+Vectors are L2-normalised float32 rows, so that inner product equals cosine downstream.
+
+The model is read from its sentence-transformers folder and run through transformers
+directly (`rag.encoders`): the folder's modules must be Transformer, mean Pooling and
+Normalize, which is what `SentenceTransformer.encode` computes (tests/test_embedder.py
+checks the vectors against it). Documents go through PyTorch (bfloat16 on CPUs with
+AMX), questions through ONNX Runtime; see `rag.encoders` for the measurements.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -18,6 +26,7 @@ import numpy as np
 import threadpoolctl
 
 from rag.config import EmbedderConfig
+from rag.encoders import Encoder, Precision, amx_available, make_encoder
 from rag.errors import RagError
 from rag.index.late import TokenBlock
 
@@ -69,85 +78,132 @@ def text_key(model: str, text: str) -> str:
     return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()[:32]
 
 
+def read_model_spec(path: Path) -> int:
+    """Check that the sentence-transformers folder at `path` is Transformer, mean Pooling
+    and Normalize (what this embedder reproduces); return its max_seq_length."""
+    try:
+        modules = [
+            m["type"].rsplit(".", 1)[-1] for m in json.loads((path / "modules.json").read_text())
+        ]
+        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        max_seq_length = int(
+            json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"]
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RagError(
+            f"{path} is not a readable sentence-transformers model folder: {exc}"
+        ) from None
+    modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode_") and v)
+    if modules != ["Transformer", "Pooling", "Normalize"] or modes != ["pooling_mode_mean_tokens"]:
+        raise RagError(
+            f"{path}: only Transformer + mean Pooling + Normalize models are supported, "
+            f"found modules {modules} and pooling {modes}"
+        )
+    return max_seq_length
+
+
+def resolve_precision(precision: str) -> Precision:
+    """ "auto" is bfloat16 where the CPU has AMX tiles (2.4x faster there), else float32."""
+    if precision == "auto":
+        return "bfloat16" if amx_available() else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise RagError(
+            f"unknown document_precision {precision!r}; valid choices: auto, float32, bfloat16"
+        )
+    return precision  # type: ignore[return-value]
+
+
 class Embedder:
-    """Thread-safe wrapper; torch releases the GIL, but one forward pass at a time
-    keeps the two cores for batching rather than contention."""
+    """Thread-safe: one forward pass at a time, so that the two cores go to batching
+    rather than to contention."""
 
     def __init__(self, config: EmbedderConfig) -> None:
-        from sentence_transformers import SentenceTransformer
+        import torch
+        from transformers import AutoModel, AutoTokenizer
 
         self.config = config
         self.name = config.model
-        self.model = SentenceTransformer(str(resolve_model_path(config.model)), device="cpu")
-        self.dimension = int(self.model.get_embedding_dimension())
-        self.max_seq_length = int(self.model.max_seq_length)
+        path = resolve_model_path(config.model)
+        self.max_seq_length = read_model_spec(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self._model = AutoModel.from_pretrained(str(path)).eval()
+        self.dimension = int(self._model.config.hidden_size)
+        self.precision = resolve_precision(config.document_precision)
+        self._documents = make_encoder("torch", self._model, precision=self.precision)
+        # Built on first use: `rag index` never needs it, and the export takes about 1 s.
+        self._questions: Encoder | None = None
+        self._threads = torch.get_num_threads()
         self._lock = threading.Lock()
         self._content_ids: np.ndarray | None = None
-        # numpy's OpenBLAS threads spin after each product and starve torch's threads on
-        # a small machine (measured here: 68 ms per question instead of 13). The
+        # numpy's OpenBLAS threads spin after each product and starve the model's threads
+        # on a small machine (measured here: 68 ms per question instead of 13). The
         # products numpy does for us are small; one BLAS thread is plenty.
         threadpoolctl.threadpool_limits(1, user_api="blas")
 
+    @property
+    def cache_tag(self) -> str:
+        """What a cached document encoding depends on besides its text."""
+        return f"{self.name}@{self.precision}"
+
+    def describe(self) -> dict[str, str]:
+        """The runtimes in use, for the manifest and /health."""
+        questions = self._questions.description if self._questions else self.config.question_runtime
+        return {"documents": self._documents.description, "questions": questions}
+
     def count_word_pieces(self, text: str) -> int:
         """Word pieces the model sees for `text`, [CLS] and [SEP] included."""
-        return len(self.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
-    def encode(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        show = (
-            sys.stderr.isatty() and len(texts) > self.config.batch_size
-            if progress is None
-            else progress
-        )
-        with self._lock:
-            vectors = self.model.encode(
-                texts,
-                batch_size=self.config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show,
+    def _question_encoder(self) -> Encoder:
+        if self._questions is None:
+            self._questions = make_encoder(
+                self.config.question_runtime, self._model, threads=self._threads
             )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self._questions
 
-    def _forward(self, texts: list[str], progress: bool | None) -> list[dict]:
-        show = (
-            sys.stderr.isatty() and len(texts) > self.config.batch_size
-            if progress is None
-            else progress
-        )
+    def prepare(self) -> None:
+        """Build the question encoder now rather than on the first question."""
         with self._lock:
-            return self.model.encode(
-                texts, batch_size=self.config.batch_size, output_value=None, show_progress_bar=show
-            )
+            self._question_encoder()
 
     def encode_blocks(self, texts: list[str], progress: bool | None = None) -> list[TokenBlock]:
-        """Pooled vector and contextual token embeddings of each text, one forward pass."""
+        """Pooled vector and contextual token embeddings of each text, one forward pass.
+        Texts run in batches of similar length, longest first, so padding stays small."""
         if not texts:
             return []
-        outputs = self._forward(texts, progress)
-        spans = self.model.tokenizer(
+        batch = self.config.batch_size
+        show = sys.stderr.isatty() and len(texts) > batch if progress is None else progress
+        tokens = self.tokenizer(
             texts,
             return_offsets_mapping=True,
             truncation=True,
             max_length=self.max_seq_length,
             add_special_tokens=True,
-        )["offset_mapping"]
-        blocks = []
-        for out, offsets in zip(outputs, spans, strict=True):
-            ids, tokens = _unpad(out)
-            if len(offsets) != len(ids):
-                raise RagError("tokenizer offsets disagree with the model's input ids")
-            inner = slice(1, len(ids) - 1)  # drop [CLS] and [SEP]
-            blocks.append(
-                TokenBlock(
-                    vector=_normalise(out["sentence_embedding"].float().numpy()[None, :])[0],
-                    embeddings=tokens[inner].astype(np.float16),
-                    ids=ids[inner],
-                    spans=np.asarray(offsets[inner], dtype=np.int32).reshape(-1, 2),
+        )
+        all_ids, all_spans = tokens["input_ids"], tokens["offset_mapping"]
+        order = sorted(range(len(texts)), key=lambda i: -len(all_ids[i]))
+        blocks: list[TokenBlock | None] = [None] * len(texts)
+        bar = _progress(len(texts), show)
+        for lo in range(0, len(order), batch):
+            rows = order[lo : lo + batch]
+            ids, mask = _pad([all_ids[i] for i in rows])
+            with self._lock:
+                hidden = self._documents.hidden(ids, mask)
+            for r, i in enumerate(rows):
+                n = len(all_ids[i])
+                vector, embeddings = _pool(hidden[r, :n])
+                inner = slice(1, n - 1)  # drop [CLS] and [SEP]
+                blocks[i] = TokenBlock(
+                    vector=vector,
+                    embeddings=embeddings[inner].astype(np.float16),
+                    ids=np.asarray(all_ids[i][inner], dtype=np.int32),
+                    spans=np.asarray(all_spans[i][inner], dtype=np.int32).reshape(-1, 2),
                 )
-            )
-        return blocks
+            if bar is not None:
+                bar.update(len(rows))
+        if bar is not None:
+            bar.close()
+        return blocks  # type: ignore[return-value]
 
     def content_ids(self) -> np.ndarray:
         """Boolean mask over the vocabulary: word pieces that carry content."""
@@ -156,10 +212,8 @@ class Embedder:
 
             # Question words and auxiliaries say what is asked, not what to match.
             stop = set(STOPWORDS_EN) | QUESTION_WORDS
-            vocab = self.model.tokenizer.convert_ids_to_tokens(
-                list(range(self.model.tokenizer.vocab_size))
-            )
-            special = set(self.model.tokenizer.all_special_ids)
+            vocab = self.tokenizer.convert_ids_to_tokens(list(range(self.tokenizer.vocab_size)))
+            special = set(self.tokenizer.all_special_ids)
             self._content_ids = np.array(
                 [
                     i not in special
@@ -174,29 +228,50 @@ class Embedder:
         """Vectors and content tokens of questions, one forward pass for the batch."""
         if not questions:
             return []
-        mask = self.content_ids()
+        mask_vocab = self.content_ids()
+        all_ids = self.tokenizer(
+            questions, truncation=True, max_length=self.max_seq_length, add_special_tokens=True
+        )["input_ids"]
+        ids, mask = _pad(all_ids)
+        with self._lock:
+            hidden = self._question_encoder().hidden(ids, mask)
         encoded = []
-        for out in self._forward(questions, progress=False):
-            ids, tokens = _unpad(out)
-            keep = mask[np.minimum(ids, len(mask) - 1)]
+        for r, row_ids in enumerate(all_ids):
+            n = len(row_ids)
+            vector, tokens = _pool(hidden[r, :n])
+            row = ids[r, :n]
+            keep = mask_vocab[np.minimum(row, len(mask_vocab) - 1)]
             if not keep.any():  # a question of stopwords only still has its words
-                keep = np.ones(len(ids), dtype=bool)
+                keep = np.ones(n, dtype=bool)
                 keep[[0, -1]] = False
-            encoded.append(
-                EncodedQuestion(
-                    vector=_normalise(out["sentence_embedding"].float().numpy()[None, :])[0],
-                    tokens=tokens[keep],
-                    ids=ids[keep],
-                )
-            )
+            encoded.append(EncodedQuestion(vector=vector, tokens=tokens[keep], ids=row[keep]))
         return encoded
 
 
-def _unpad(out: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Word-piece ids and normalised token embeddings of one text, padding removed."""
-    real = out["attention_mask"].numpy().astype(bool)
-    ids = out["input_ids"].numpy().astype(np.int32)[real]
-    return ids, _normalise(out["token_embeddings"].float().numpy()[real])
+def _pad(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Word-piece ids padded with 0 ([PAD]) to the longest row, and the attention mask."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def _pool(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean pooling over the real tokens ([CLS] and [SEP] included, as the model was
+    trained), normalised; and each token's hidden state, normalised."""
+    vector = _normalise(hidden.mean(axis=0, keepdims=True))[0]
+    return vector, _normalise(hidden)
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="embedding", unit="text")
 
 
 def _normalise(rows: np.ndarray) -> np.ndarray:

@@ -60,6 +60,7 @@ LIBRARIES = (
     "torch",
     "sentence-transformers",
     "transformers",
+    "onnxruntime",
     "faiss-cpu",
     "bm25s",
     "numpy",
@@ -385,9 +386,12 @@ async def _load(url: str, questions: list[str], clients: int, total: int) -> dic
 
         # warm the connections so the measurement does not include their set-up
         await asyncio.gather(*(client.get("/health") for _ in range(clients)))
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         start = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(clients)))
         elapsed = time.perf_counter() - start
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     return {
         "clients": clients,
         "requests": total,
@@ -396,6 +400,8 @@ async def _load(url: str, questions: list[str], clients: int, total: int) -> dic
         "p50_ms": ms(median(latencies)),
         "p95_ms": ms(pct(latencies, 95)),
         "errors": errors,
+        # The load generator runs on the same two cores as the server.
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / total, 2),
     }
 
 
@@ -1022,7 +1028,8 @@ def table(results: dict) -> str:
                     f"{lv['clients']:>2} clients",
                     f"{lv['rps']:.0f} req/s, p50 {lv['p50_ms']:.1f}, p95 {lv['p95_ms']:.1f} ms",
                     f"mean batch {lv['mean_batch']}, errors {lv['errors']}",
-                    "",
+                    f"cpu/request: server {lv.get('server_cpu_ms_per_request', 0):.1f} ms, "
+                    f"client {lv.get('client_cpu_ms_per_request', 0):.1f} ms",
                 )
             )
         rows.append(

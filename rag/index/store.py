@@ -145,7 +145,7 @@ def _encode(
     embedder: Embedder, texts: list[str], cache: dict[str, TokenBlock]
 ) -> tuple[list[TokenBlock], list[str], int]:
     """Encodings of `texts`, running the model only on those the cache lacks."""
-    keys = [text_key(embedder.name, t) for t in texts]
+    keys = [text_key(embedder.cache_tag, t) for t in texts]
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in cache}.items())
     if missing:
         fresh = embedder.encode_blocks([t for _, t in missing])
@@ -251,6 +251,8 @@ def build_index(
                 "name": embedder.name,
                 "dimension": embedder.dimension,
                 "max_seq_length": embedder.max_seq_length,
+                "document_precision": embedder.precision,
+                "runtime": embedder.describe()["documents"],
             },
             "tokenizer": config.chunker.encoding,
             "config": config.to_dict(),

@@ -1,0 +1,124 @@
+"""The embedder reproduces `SentenceTransformer.encode` of the packaged model, on every
+runtime it offers; bad settings and unsupported model folders fail with clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import EmbedderConfig
+from rag.embedder import Embedder, read_model_spec, resolve_model_path, resolve_precision
+from rag.encoders import amx_available, make_encoder
+from rag.errors import RagError
+
+TEXTS = [
+    "Russia said it would not intervene militarily in Iran.",
+    "Protests began in late December 2025 after the rial collapsed.",
+    "Who met in Moscow?",
+    "A much longer passage about sanctions, oil exports and the Kremlin's careful "
+    "statements during the unrest, repeated twice for length. " * 2,
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    """What the bare model gives: sentence-transformers, the same package."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(resolve_model_path("all-MiniLM-L6-v2")), device="cpu")
+    return model.encode(TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+
+
+@pytest.fixture(scope="module")
+def float32_embedder() -> Embedder:
+    return Embedder(EmbedderConfig(document_precision="float32", question_runtime="torch"))
+
+
+def test_float32_documents_match_sentence_transformers(
+    float32_embedder: Embedder, reference: np.ndarray
+) -> None:
+    blocks = float32_embedder.encode_blocks(TEXTS)
+    vectors = np.stack([b.vector for b in blocks])
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    # Each block keeps every word piece but [CLS] and [SEP], with its character span.
+    for text, block in zip(TEXTS, blocks, strict=True):
+        assert len(block.ids) == float32_embedder.count_word_pieces(text) - 2
+        assert block.embeddings.shape == (len(block.ids), 384)
+    pieces = float32_embedder.tokenizer.convert_ids_to_tokens(blocks[2].ids.tolist())
+    assert pieces == ["who", "met", "in", "moscow", "?"]
+    assert blocks[2].spans.tolist() == [[0, 3], [4, 7], [8, 10], [11, 17], [17, 18]]
+
+
+def test_batches_of_mixed_lengths_give_the_same_vectors(float32_embedder: Embedder) -> None:
+    """Sorting by length and padding must not change any text's vector."""
+    alone = np.stack([float32_embedder.encode_blocks([t])[0].vector for t in TEXTS])
+    together = np.stack([b.vector for b in float32_embedder.encode_blocks(TEXTS)])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_question_vectors_match_sentence_transformers(
+    runtime: str, float32_embedder: Embedder, reference: np.ndarray
+) -> None:
+    embedder = float32_embedder
+    if runtime == "onnx":
+        embedder = Embedder(EmbedderConfig(question_runtime="onnx"))
+    encoded = embedder.encode_questions(TEXTS)
+    np.testing.assert_allclose(np.stack([q.vector for q in encoded]), reference, atol=1e-5)
+    assert runtime in embedder.describe()["questions"] or (
+        runtime == "onnx" and "onnxruntime" in embedder.describe()["questions"]
+    )
+
+
+def test_question_keeps_content_word_pieces_only(embedder: Embedder) -> None:
+    (q,) = embedder.encode_questions(["Who met in Moscow?"])
+    tokens = embedder.tokenizer.convert_ids_to_tokens(q.ids.tolist())
+    assert tokens == ["met", "moscow"]
+    np.testing.assert_allclose(np.linalg.norm(q.tokens, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.skipif(not amx_available(), reason="bfloat16 is only chosen on CPUs with AMX")
+def test_bfloat16_documents_stay_close_to_float32(reference: np.ndarray) -> None:
+    embedder = Embedder(EmbedderConfig(document_precision="bfloat16"))
+    assert embedder.precision == "bfloat16"
+    vectors = np.stack([b.vector for b in embedder.encode_blocks(TEXTS)])
+    cosines = (vectors * reference).sum(axis=1)
+    assert cosines.min() > 0.9995, cosines
+
+
+def test_auto_precision_follows_the_cpu() -> None:
+    assert resolve_precision("auto") == ("bfloat16" if amx_available() else "float32")
+    assert resolve_precision("float32") == "float32"
+
+
+def test_unknown_settings_name_the_valid_choices(float32_embedder: Embedder) -> None:
+    with pytest.raises(RagError, match="valid choices: auto, float32, bfloat16"):
+        resolve_precision("float16")
+    with pytest.raises(RagError, match=r"valid choices: \['torch', 'onnx'\]"):
+        make_encoder("tensorrt", float32_embedder._model)
+    with pytest.raises(RagError, match="float32 only"):
+        make_encoder("onnx", float32_embedder._model, precision="bfloat16")
+
+
+def test_cache_tag_separates_precisions(float32_embedder: Embedder) -> None:
+    assert float32_embedder.cache_tag == "all-MiniLM-L6-v2@float32"
+
+
+def test_model_folder_with_other_pooling_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), folder)
+    assert read_model_spec(folder) == 256
+    pooling = folder / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text())
+    config.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)
+    pooling.write_text(json.dumps(config))
+    with pytest.raises(RagError, match="only Transformer \\+ mean Pooling \\+ Normalize"):
+        Embedder(replace(EmbedderConfig(), model=str(folder)))
+    (folder / "modules.json").unlink()
+    with pytest.raises(RagError, match="not a readable sentence-transformers model folder"):
+        read_model_spec(folder)
