@@ -262,13 +262,15 @@ def _rank_batch(
     qa: QA, batch: list[_Job], encoded: list[EncodedQuestion | Exception]
 ) -> list[Result | Exception]:
     """Retrieve, extract and cite for each question; a failure is its question's own."""
+    ok = [e for e in encoded if not isinstance(e, Exception)]
+    sims = iter(qa.similarities(ok))  # one product with the token store for the batch
     outcomes: list[Result | Exception] = []
     for job, e in zip(batch, encoded, strict=True):
         if isinstance(e, Exception):
             outcomes.append(e)
             continue
         try:
-            outcomes.append(qa.answer(job.question, e, job.top_k))
+            outcomes.append(qa.answer(job.question, e, job.top_k, next(sims)))
         except Exception as exc:  # logged by the API with its request
             outcomes.append(exc)
     return outcomes

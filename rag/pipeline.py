@@ -8,11 +8,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from rag.answerer import Answer, extract_answer
 from rag.config import PipelineConfig
 from rag.embedder import Embedder, EncodedQuestion
 from rag.errors import InvalidQuestionError
 from rag.index import Index, load_index
+from rag.index.late import similarities
 from rag.question import analyse
 from rag.retriever import Hit, retrieve
 
@@ -92,16 +95,28 @@ class QA:
         """Answer several questions with one forward pass of the model."""
         cleaned = [check_question(q, top_k) for q in questions]
         encoded = self.encode(cleaned)
-        return [self.answer(q, e, top_k) for q, e in zip(cleaned, encoded, strict=True)]
+        sims = self.similarities(encoded)
+        return [self.answer(q, e, top_k, s) for q, e, s in zip(cleaned, encoded, sims, strict=True)]
 
     def encode(self, questions: list[str]) -> list[EncodedQuestion]:
         """The model's part of answering: one forward pass for all `questions`."""
         return self.embedder.encode_questions(questions)
 
-    def answer(self, question: str, encoded: EncodedQuestion, top_k: int = 5) -> Result:
+    def similarities(self, encoded: list[EncodedQuestion]) -> list[np.ndarray | None]:
+        """The questions' token cosines with the whole index, one product for a batch
+        (`answer` computes them itself when not given)."""
+        return similarities([e.tokens for e in encoded], self.index.tokens)
+
+    def answer(
+        self,
+        question: str,
+        encoded: EncodedQuestion,
+        top_k: int = 5,
+        token_sims: np.ndarray | None = None,
+    ) -> Result:
         """Retrieve, fold, extract: everything after the question's forward pass."""
         index = self.index
-        analysed = analyse(question, encoded)
+        analysed = analyse(question, encoded, token_sims)
         hits, by_id = retrieve(index, analysed, top_k, self.config.retriever)
         answer = extract_answer(index, analysed, hits, by_id, self.config.answerer)
         hits = _answer_first(hits, answer, by_id)

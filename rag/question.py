@@ -59,9 +59,11 @@ class Question:
     token_ids: np.ndarray
     terms: list[str]  # BM25 terms
     expects: re.Pattern[str] | None
+    # Cosines of `tokens` with every token of the index, when computed for a batch.
+    token_sims: np.ndarray | None = None
 
 
-def analyse(text: str, encoded: EncodedQuestion) -> Question:
+def analyse(text: str, encoded: EncodedQuestion, token_sims: np.ndarray | None = None) -> Question:
     return Question(
         text=text,
         vector=encoded.vector,
@@ -69,4 +71,5 @@ def analyse(text: str, encoded: EncodedQuestion) -> Question:
         token_ids=encoded.ids,
         terms=tokenize(text),
         expects=expected_answer(text),
+        token_sims=token_sims,
     )

@@ -70,7 +70,9 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
     late = late_context = np.zeros(len(ids), dtype=np.float32)
     if config.late_interaction and config.mode == "hybrid":
         own_from = np.asarray([index.chunks[c].text_offset for c in ids], dtype=np.int64)
-        late, late_context = maxsim_many(question.tokens, weights, index.tokens, ids, own_from)
+        late, late_context = maxsim_many(
+            question.tokens, weights, index.tokens, ids, own_from, question.token_sims
+        )
         if not config.use_context:
             late_context = late
     dense_all = index.chunk_vectors[ids] @ question.vector if ids else np.zeros(0)

@@ -3,6 +3,7 @@ in constant time, and size/length limits configurable from the environment."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import subprocess
@@ -119,7 +120,7 @@ def test_api_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(deps.secrets, "compare_digest", spy)
     settings = Settings(api_key="abc")
     with pytest.raises(Exception, match="API key"):
-        deps.require_api_key(settings, None)
+        asyncio.run(deps.require_api_key(settings, None))
     assert calls == [(b"", b"abc")]
 
 
