@@ -28,6 +28,13 @@ def _index(args: argparse.Namespace) -> int:
             return 0
         print(f"building index: {reason}")
     report = build_index(args.corpus, args.out, use_cache=not args.no_cache)
+    if report.unchanged:
+        print(
+            f"index at {args.out} is up to date with {args.corpus} ({report.documents} "
+            f"documents, {report.chunks} chunks): kept as it is, nothing embedded "
+            f"(--no-cache rebuilds it anyway)"
+        )
+        return 0
     print(
         f"indexed {report.documents} documents into {report.chunks} chunks and "
         f"{report.sentences} sentences at {args.out} in {report.seconds:.2f}s "

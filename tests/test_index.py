@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag.config import ChunkerConfig, EmbedderConfig, PipelineConfig
+from rag.config import AnswererConfig, ChunkerConfig, EmbedderConfig, PipelineConfig
 from rag.embedder import resolve_precision
 from rag.errors import IndexMismatchError, IndexNotFoundError
 from rag.index import build_index, load_index, stale_reason
@@ -104,8 +104,10 @@ def test_rebuild_reuses_vectors_and_reembeds_only_a_changed_file(
     corpus = tmp_path / "corpus"
     shutil.copytree(ROOT / "seeds", corpus)
     index = _copy(seed_index_dir, tmp_path)
+    before = (index / "manifest.json").read_text()
     unchanged = build_index(corpus, index, embedder=embedder)
-    assert (unchanged.embedded, unchanged.reused) == (0, 218)
+    assert (unchanged.embedded, unchanged.reused, unchanged.unchanged) == (0, 218, True)
+    assert (index / "manifest.json").read_text() == before  # kept: same build, not rewritten
     (corpus / "new.txt").write_text(
         "The first new paragraph is here.\nThe second new paragraph follows it.\n"
     )
@@ -114,6 +116,25 @@ def test_rebuild_reuses_vectors_and_reembeds_only_a_changed_file(
     assert (added.chunks, added.embedded, added.reused) == (220, 2, 218)
     loaded = load_index(index)
     assert len(loaded.chunks) == loaded.sparse.size == loaded.dense.size == 220
+
+
+def test_an_unchanged_corpus_over_a_damaged_index_is_rebuilt(
+    seed_index_dir: Path, tmp_path: Path, embedder
+) -> None:
+    """Keeping an up-to-date index checks its files: a damaged one is built again."""
+    index = _copy(seed_index_dir, tmp_path)
+    old = json.loads((index / "manifest.json").read_text())["build_id"]
+    with (index / "keys.json").open("r+b") as fh:
+        fh.seek(10)
+        fh.write(b"#")
+    report = build_index(ROOT / "seeds", index, embedder=embedder)
+    assert not report.unchanged
+    assert json.loads((index / "manifest.json").read_text())["build_id"] != old
+    assert len(load_index(index).chunks) == 218
+    # Other settings than the index was built with: built again too.
+    other = PipelineConfig(answerer=AnswererConfig(min_score=0.5))
+    assert not build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
+    assert build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
 
 
 def test_a_build_killed_before_its_rename_leaves_the_old_index(
