@@ -187,6 +187,12 @@ def split_paragraphs(doc: Document, config: ChunkerConfig) -> list[Paragraph]:
     return paragraphs
 
 
+def without_item_marker(line: str) -> str:
+    """A list item's text without its bullet or number, as a body paragraph is cited."""
+    item = _MD_ITEM.match(line)
+    return line[item.end() :] if item else line
+
+
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence spans (absolute offsets) of `text[start:end]`, trimmed of whitespace."""
     end = len(text) if end is None else end

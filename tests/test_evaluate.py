@@ -166,6 +166,21 @@ def test_beir_paragraph_layout(tmp_path: Path) -> None:
     assert first.startswith("Zebra migration Each year the zebra herds")
 
 
+def test_beir_document_starting_with_a_list_number(tmp_path: Path) -> None:
+    """SciFact abstracts such as doc 6083952 start "1. Incubation of ...": the chunker
+    cites that line without its number, and the import accepts it."""
+    source = tmp_path / "beir"
+    (source / "qrels").mkdir(parents=True)
+    (source / "corpus.jsonl").write_text(
+        json.dumps({"_id": "n1", "title": "Numbered", "text": "1. Cells were grown. 2. Then"})
+        + "\n"
+    )
+    (source / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "cells"}) + "\n")
+    (source / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq\tn1\t1\n")
+    beir = formats.import_beir(source, tmp_path / "out")
+    assert beir.doc_of == {("n1.md", 2): "n1"}
+
+
 def test_beir_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(formats.QuestionSetError, match=r"corpus\.jsonl"):
         formats.import_beir(tmp_path, tmp_path / "out")

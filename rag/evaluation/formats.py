@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rag.chunker import split_paragraphs
+from rag.chunker import split_paragraphs, without_item_marker
 from rag.config import ChunkerConfig
 from rag.corpus import Document
 
@@ -185,7 +185,8 @@ def _check_lines(source: str, text: str, lines: list[str], config: ChunkerConfig
             f"{source}: wrote {len(lines)} paragraphs, the chunker sees {len(paragraphs)}"
         )
     for para, line in zip(paragraphs, lines, strict=True):
-        if text[para.start : para.end] != line.strip():
+        # A line such as "1. Incubation of..." is cited without its list number.
+        if text[para.start : para.end] not in (line.strip(), without_item_marker(line.strip())):
             raise QuestionSetError(f"{source}: paragraph {para.number} does not match its line")
     return [p.kind for p in paragraphs]
 
