@@ -71,6 +71,11 @@ async def health(engine: EngineDep) -> Health:
         build_id=manifest["build_id"],
         counts=manifest["counts"],
         dense_index=manifest["dense"]["kind"],
+        runtimes={
+            # The index's documents were embedded when it was built, maybe elsewhere.
+            "documents": manifest["model"].get("runtime", "unknown"),
+            "questions": engine.qa.embedder.describe()["questions"],
+        },
     )
 
 

@@ -75,6 +75,8 @@ class Health(BaseModel):
     build_id: str
     counts: dict[str, int]
     dense_index: str
+    # What runs the model: {"documents": "torch ... bfloat16", "questions": "onnxruntime ..."}
+    runtimes: dict[str, str]
 
 
 class SourceInfo(BaseModel):

@@ -146,7 +146,8 @@ class Embedder:
         return f"{self.name}@{self.precision}"
 
     def describe(self) -> dict[str, str]:
-        """The runtimes in use, for the manifest and /health."""
+        """The runtimes this embedder runs documents and questions on (the manifest
+        records the first, GET /health reports the second)."""
         questions = self._questions.description if self._questions else self.config.question_runtime
         return {"documents": self._documents.description, "questions": questions}
 

@@ -79,6 +79,8 @@ def test_health_reports_the_loaded_index(client: TestClient, seed_index_dir: Pat
     assert body["model"] == "all-MiniLM-L6-v2"
     assert body["counts"]["documents"] == 5 and body["counts"]["chunks"] == 218
     assert body["built_at"]
+    assert body["runtimes"]["documents"].startswith("torch ")
+    assert body["runtimes"]["questions"].startswith("onnxruntime ")
 
 
 def test_sources_lists_the_corpus(client: TestClient) -> None:
