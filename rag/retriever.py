@@ -81,7 +81,10 @@ def score_candidates(index: Index, question: Question, config: RetrieverConfig) 
         chunk = index.chunks[cid]
         dense = float(dense_all[i])
         bm = float(bm25[cid]) / best_bm25 if best_bm25 > 0 else 0.0
-        typed = float(bool(question.expects and question.expects.search(chunk.text)))
+        typed = float(
+            question.expects is not None
+            and index.span_holds(question.expects, chunk.source, chunk.start, chunk.end)
+        )
         if config.mode == "dense":
             score = dense
         elif config.mode == "bm25":

@@ -113,3 +113,23 @@ def test_batch_answers_equal_single_answers(qa: QA) -> None:
 def test_invalid_questions_are_refused(qa: QA, question: str, top_k: int) -> None:
     with pytest.raises(InvalidQuestionError):
         qa.ask(question, top_k)
+
+
+def test_span_facts_are_worked_out_once_and_match_the_text(qa: QA) -> None:
+    """The index memoises a span's BM25 terms and answer-type matches; a memoised fact is
+    what the text itself gives, anchors and word boundaries included."""
+    import re
+
+    from rag.index import tokenize
+
+    index = qa.index
+    chunk = index.chunks[0]
+    text = index.documents[chunk.source].text
+    s, e = chunk.sentences[0]
+    assert index.span_terms(chunk.source, s, e) == frozenset(tokenize(text[s:e]))
+    assert index.span_terms(chunk.source, s, e) is index.span_terms(chunk.source, s, e)
+    first_word = re.match(r"\w+", text[s:e]).group(0)
+    anchored = re.compile(rf"^{re.escape(first_word)}\b")
+    assert index.span_holds(anchored, chunk.source, s, e)
+    # Starting one character in, the slice no longer begins with the word.
+    assert not index.span_holds(anchored, chunk.source, s + 1, e)

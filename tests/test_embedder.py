@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag import embedder as embedder_module
 from rag.config import EmbedderConfig
 from rag.embedder import Embedder, read_model_spec, resolve_model_path, resolve_precision
 from rag.encoders import amx_available, make_encoder
@@ -59,6 +60,18 @@ def test_batches_of_mixed_lengths_give_the_same_vectors(float32_embedder: Embedd
     alone = np.stack([float32_embedder.encode_blocks([t])[0].vector for t in TEXTS])
     together = np.stack([b.vector for b in float32_embedder.encode_blocks(TEXTS)])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_windows_of_texts_give_the_same_blocks(
+    float32_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long corpus is tokenized a window at a time; the blocks come out in order."""
+    whole = float32_embedder.encode_blocks(TEXTS)
+    monkeypatch.setattr(embedder_module, "SORT_WINDOW", 3)
+    windowed = float32_embedder.encode_blocks(TEXTS)
+    for a, b in zip(whole, windowed, strict=True):
+        np.testing.assert_allclose(a.vector, b.vector, atol=1e-5)
+        assert a.ids.tolist() == b.ids.tolist() and a.spans.tolist() == b.spans.tolist()
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])

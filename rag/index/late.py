@@ -152,7 +152,9 @@ def maxsim_many(
         return zeros, zeros.copy()
     starts = store.offsets[chunk_ids]
     lengths = store.offsets[np.asarray(chunk_ids) + 1] - starts
-    rows = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, lengths, strict=True)])
+    bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    # Every candidate's token rows, in candidate order: start + 0, 1, ... length - 1.
+    rows = np.repeat(starts - bounds, lengths) + np.arange(int(lengths.sum()))
     if sims_all is not None:
         sims = sims_all[:, rows]
     elif store.matrix is not None and len(rows) * 4 > len(store.ids):
@@ -161,7 +163,6 @@ def maxsim_many(
             sims = (torch.from_numpy(query) @ store.matrix.T).numpy()[:, rows]
     else:  # (query terms, candidate tokens)
         sims = query @ np.asarray(store.embeddings[rows], dtype=np.float32).T
-    bounds = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     own = store.spans[rows, 0] >= np.repeat(own_from, lengths)
     best_all = np.maximum.reduceat(sims, bounds, axis=1)
     best_own = np.maximum.reduceat(np.where(own, sims, -1.0), bounds, axis=1)

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import time
 import uuid
@@ -49,7 +50,7 @@ from rag.index import late
 from rag.index.dense import DenseIndex, DenseKind
 from rag.index.duplicates import find_duplicates
 from rag.index.late import TokenBlock, TokenStore
-from rag.index.sparse import SparseIndex
+from rag.index.sparse import SparseIndex, tokenize
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,32 @@ class Index:
     sparse: SparseIndex
     # duplicates[i]: ids of chunks that say the same as chunk i.
     duplicates: list[list[int]]
+    # Facts about spans of the corpus, worked out on first use by any question: a span's
+    # BM25 terms, and whether it matches an answer-type pattern. Answering asks them of
+    # the same chunks and sentences again and again.
+    _terms: dict[tuple[str, int, int], frozenset[str]] = field(default_factory=dict, repr=False)
+    _holds: dict[tuple[str, str, int, int], bool] = field(default_factory=dict, repr=False)
 
     def paragraphs(self, source: str) -> list[Paragraph]:
         return split_paragraphs(self.documents[source], self.config.chunker)
+
+    def span_terms(self, source: str, start: int, end: int) -> frozenset[str]:
+        """BM25 terms (`rag.index.sparse.tokenize`) of `source`'s text[start:end]."""
+        key = (source, start, end)
+        terms = self._terms.get(key)
+        if terms is None:
+            terms = frozenset(tokenize(self.documents[source].text[start:end]))
+            self._terms[key] = terms
+        return terms
+
+    def span_holds(self, pattern: re.Pattern[str], source: str, start: int, end: int) -> bool:
+        """Whether `pattern` occurs in `source`'s text[start:end]."""
+        key = (pattern.pattern, source, start, end)
+        found = self._holds.get(key)
+        if found is None:
+            found = pattern.search(self.documents[source].text[start:end]) is not None
+            self._holds[key] = found
+        return found
 
 
 def _sha256_file(path: Path) -> str:
