@@ -13,8 +13,8 @@ Two backends over the same packaged weights:
   in memory: there is no file to go stale). A short question takes 2.2 ms where
   PyTorch takes 4.9 ms and `SentenceTransformer.encode` 5.9: at this size the forward
   pass is mostly per-operator overhead, which ONNX Runtime's fused graph avoids. Its
-  output matches PyTorch's float32 to about 1e-6, and `OnnxEncoder.export` refuses a
-  graph that does not (checked on a probe batch).
+  output matches PyTorch's float32 to about 1e-6; `OnnxEncoder.export` checks a probe
+  batch and refuses a graph that differs by more than EXPORT_TOLERANCE.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import torch
 
 from rag.errors import RagError
 
-Runtime = Literal["torch", "onnx"]
 Precision = Literal["float32", "bfloat16"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 # Largest difference from PyTorch float32 hidden states an exported graph may show.
