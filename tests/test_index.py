@@ -135,6 +135,10 @@ def test_an_unchanged_corpus_over_a_damaged_index_is_rebuilt(
     other = PipelineConfig(answerer=AnswererConfig(min_score=0.5))
     assert not build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
     assert build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
+    # Another dense index kind than the one on disk: built again.
+    hnsw = build_index(ROOT / "seeds", index, other, embedder=embedder, dense_kind="hnsw")
+    assert not hnsw.unchanged
+    assert load_index(index).manifest["dense"]["kind"] == "hnsw"
 
 
 def test_a_build_killed_before_its_rename_leaves_the_old_index(

@@ -47,7 +47,7 @@ from rag.corpus import Document, read_corpus
 from rag.embedder import Embedder, resolve_model_path, text_key
 from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import late
-from rag.index.dense import DenseIndex, DenseKind
+from rag.index.dense import DenseIndex, DenseKind, choose_kind
 from rag.index.duplicates import find_duplicates
 from rag.index.late import TokenBlock, TokenStore
 from rag.index.sparse import SparseIndex, tokenize
@@ -188,11 +188,16 @@ def _encode(
 
 
 def _up_to_date(
-    out: Path, docs: list[Document], config: PipelineConfig, embedder: Embedder
+    out: Path,
+    docs: list[Document],
+    config: PipelineConfig,
+    embedder: Embedder,
+    dense_kind: DenseKind,
 ) -> BuildReport | None:
     """The report of the index at `out` if building again would give the same index: the
-    same files, settings, model and precision, and every index file intact (its sha256
-    as the manifest says). None otherwise, damage included, so that it is rebuilt."""
+    same files, settings, model, precision and dense index kind, and every index file
+    intact (its sha256 as the manifest says). None otherwise, damage included, so that
+    it is rebuilt."""
     try:
         manifest = read_manifest(out)
         same = (
@@ -200,6 +205,7 @@ def _up_to_date(
             and manifest["config"] == config.to_dict()
             and manifest["model"]["name"] == embedder.name
             and manifest["model"].get("document_precision") == embedder.precision
+            and manifest["dense"]["kind"] == choose_kind(dense_kind, manifest["counts"]["chunks"])
             and all(
                 _sha256_file(out / name) == digest for name, digest in manifest["files"].items()
             )
@@ -282,7 +288,7 @@ def build_index(
         )
 
     if use_cache:
-        kept = _up_to_date(out, docs, config, embedder)
+        kept = _up_to_date(out, docs, config, embedder, dense_kind)
         if kept is not None:
             kept.seconds = time.perf_counter() - started
             return kept
