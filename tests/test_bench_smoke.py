@@ -73,6 +73,13 @@ def test_bench_runs_every_section_at_tiny_sizes(tmp_path: Path) -> None:
             assert _number(level[key])
         assert isinstance(level["errors"], int) and isinstance(level["batch_sizes"], dict)
     assert _number(thr["speedup_top_vs_1"]) and isinstance(thr["met"], bool)
+    assert _number(thr["cpu_ceiling_rps"]) and _number(thr["cpu_ceiling_vs_1"])
+    assert thr["sharing"]["batch_size"] == 2  # the top client level
+    for name in ("bare", "server"):
+        costs = thr["sharing"][name]
+        for key in ("alone_wall_ms", "alone_cpu_ms", "shared_wall_ms", "shared_cpu_ms"):
+            assert _number(costs[key]) and costs[key] > 0, (name, key)
+        assert costs["cpu_saved"] == round(1 - costs["shared_cpu_ms"] / costs["alone_cpu_ms"], 3)
 
     build = sections["build"]
     for key in (
