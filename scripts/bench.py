@@ -5,7 +5,9 @@ Sections (choose with --sections, default all):
               with POST /ask over real HTTP to a real `rag serve` subprocess, one client;
               in-process QA.ask and its breakdown (encode / retrieve / answer).
   throughput  1, 4, 16 concurrent httpx.AsyncClient clients: requests/s, p50, p95,
-              errors, and the batch sizes the server's micro-batcher achieved.
+              errors, and the batch sizes the server's micro-batcher achieved; the
+              CPU ceiling (cores / CPU per request); what a shared forward pass saves
+              per question, bare model and server encoder.
   build       full index build against the bare encode of the chunk texts and of every
               text the build actually embeds; peak RSS of `rag index` in a subprocess.
   rebuild     unchanged-corpus rebuild as % of a full build; add / change / delete one
