@@ -18,6 +18,7 @@ from api.limits import BodySizeLimit
 from api.routes import router
 from api.settings import Settings
 from rag.pipeline import QA
+from rag.runtime import configure
 
 STATIC = Path(__file__).parent / "static"
 
@@ -69,6 +70,7 @@ def _describe_limits_and_security(app: FastAPI, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAPI:
     """Build the app. The index is loaded here, before serving, so a damaged or missing
     index stops start-up with its error instead of failing every request."""
+    configure()
     settings = settings or Settings()
     qa = qa or QA.load(settings.index_dir)
     qa.embedder.prepare()  # the question encoder, before the first request rather than in it

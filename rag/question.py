@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag.embedder import EncodedQuestion
-from rag.index.sparse import tokenize
+from rag.text import tokenize
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
@@ -51,6 +51,18 @@ def expected_answer(question: str) -> re.Pattern[str] | None:
     return None
 
 
+# A capitalised word (a name, mostly) or a number inside a question. The question's first
+# word is capitalised only because it comes first.
+_NAME_WORD = re.compile(r"(?<=[\s(“\"'‘-])(?:[A-Z][\w’'.-]*|\d[\d,.]*)")
+
+
+def key_names(question: str) -> list[str]:
+    """BM25 terms of the names and numbers a question mentions ("Gazprom", "Shiraz",
+    "2018"): when the corpus holds none of a name's terms, it cannot answer."""
+    words = _NAME_WORD.findall(" " + question.split(" ", 1)[1] if " " in question else "")
+    return list(dict.fromkeys(t for w in words for t in tokenize(w)))
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
@@ -59,6 +71,8 @@ class Question:
     token_ids: np.ndarray
     terms: list[str]  # BM25 terms
     expects: re.Pattern[str] | None
+    # Terms of the names and numbers the question mentions (`key_names`).
+    names: list[str]
     # Cosines of `tokens` with every token of the index, when computed for a batch.
     token_sims: np.ndarray | None = None
 
@@ -71,5 +85,6 @@ def analyse(text: str, encoded: EncodedQuestion, token_sims: np.ndarray | None =
         token_ids=encoded.ids,
         terms=tokenize(text),
         expects=expected_answer(text),
+        names=key_names(text),
         token_sims=token_sims,
     )

@@ -26,6 +26,7 @@ from typing import Any
 from rag.config import PipelineConfig
 from rag.errors import RagError
 from rag.evaluation import formats, metrics, report, runner
+from rag.runtime import configure
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = ROOT / "scripts" / "questions" / "seeds.jsonl"
@@ -77,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--timeout", type=float, default=60.0, help="seconds per request (--url)")
     src.add_argument("--top-k", type=int, default=10, help="citations per question (max 20)")
     src.add_argument("--limit", type=int, help="only N questions, evenly spread over the set")
+    src.add_argument(
+        "--half",
+        choices=formats.SPLITS,
+        help="only the questions of one half of the set (its `split` field): dev or test",
+    )
+    src.add_argument(
+        "--mix-beir",
+        type=Path,
+        metavar="DIR",
+        help="ask the set over --corpus with this BEIR corpus (e.g. scifact/) mixed in; the "
+        "mixed index is built once under --cache-dir",
+    )
+    src.add_argument(
+        "--corpus", type=Path, default=ROOT / "seeds", help="the set's corpus, for --mix-beir"
+    )
     src.add_argument("--mode", choices=runner.retriever_modes(), help="retriever mode")
     src.add_argument("--compare", action="store_true", help="run the configurations below")
     pub = p.add_argument_group("public benchmarks (in process, index cached)")
@@ -122,6 +138,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--top-k must be between 1 and 20 (the API's cap), got {args.top_k}")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    if args.mix_beir and (args.url or args.squad or args.beir):
+        raise UsageError(
+            "--mix-beir builds its own mixed index in process; drop --url/--squad/--beir"
+        )
 
 
 def open_index(path: Path) -> Any:
@@ -144,11 +164,19 @@ def question_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         index_dir, questions = squad_set(args)
     else:
         questions = formats.load_questions(args.questions)
+    if args.mix_beir:
+        index_dir = mixed_index(args)
+    if args.half:
+        questions = [q for q in questions if q.split == args.half]
+        if not questions:
+            raise UsageError(f'no question of {args.questions} has "split": "{args.half}"')
     questions = formats.spread(questions, args.limit)
     about: dict[str, Any] = {
         "questions": str(args.squad or args.questions),
         "count": len(questions),
         "top_k": args.top_k,
+        "half": args.half,
+        "mixed_in": None if args.mix_beir is None else str(args.mix_beir),
     }
     if args.url:
         target = runner.HttpTarget(args.url, args.api_key, args.timeout)
@@ -191,6 +219,28 @@ def squad_set(args: argparse.Namespace) -> tuple[Path, list[formats.Question]]:
     model = PipelineConfig().embedder.model
     runner.ensure_index(cache / "corpus", cache / "index", lambda: embedder(model), log)
     return cache / "index", questions
+
+
+def mixed_index(args: argparse.Namespace) -> Path:
+    """The index of --corpus with the --mix-beir corpus beside it, built once and cached."""
+    if not (args.mix_beir / "corpus.jsonl").is_file():
+        raise UsageError(f"{args.mix_beir} is not a BEIR folder (no corpus.jsonl)")
+    if not args.corpus.is_dir():
+        raise UsageError(f"corpus folder {args.corpus} does not exist (pass --corpus)")
+    options = {"layout": "document", "split": "test"}
+    beir_cache = runner.cache_dir_for(
+        args.cache_dir, "beir", args.mix_beir / "corpus.jsonl", options
+    )
+    if not (beir_cache / "beir.json").is_file():
+        beir = formats.import_beir(args.mix_beir, beir_cache, split="test", layout="document")
+        runner.save_beir(beir, beir_cache / "beir.json")
+    mix = runner.cache_dir_for(
+        args.cache_dir, "mixed", args.mix_beir / "corpus.jsonl", {"corpus": str(args.corpus)}
+    )
+    corpus = runner.mixed_corpus(args.corpus, beir_cache / "corpus", mix / "corpus")
+    model = PipelineConfig().embedder.model
+    runner.ensure_index(corpus, mix / "index", lambda: embedder(model), log)
+    return mix / "index"
 
 
 def run_entry(name: str, config: Any, records: list[runner.Record]) -> dict[str, Any]:
@@ -267,6 +317,7 @@ def write_json(path: Path, runs: list[dict[str, Any]], about: dict[str, Any]) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure()
     try:
         check_args(args)
         runs, about = beir_runs(args) if args.beir else question_runs(args)

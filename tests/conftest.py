@@ -12,6 +12,7 @@ from rag.config import EmbedderConfig, PipelineConfig
 from rag.embedder import Embedder
 from rag.index import build_index
 from rag.pipeline import QA
+from rag.runtime import configure
 from tests.servers import Server, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,6 +22,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
+    configure()
     return Embedder(EmbedderConfig())
 
 

@@ -21,9 +21,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rag.text import normalise
+
 Key = tuple[str, int]  # (source, paragraph)
 
-_FOLD = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-"})
 
 
 def citation_keys(citation: Mapping) -> set[Key]:
@@ -50,10 +51,6 @@ def hit_at(rank: int | None, k: int) -> float:
 def reciprocal_rank(rank: int | None, k: int = 10) -> float:
     """1/rank of the first gold citation, 0 beyond k (MRR@k averages this)."""
     return 1.0 / rank if rank is not None and rank <= k else 0.0
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.translate(_FOLD).casefold().split())
 
 
 def phrase_match(answer: str | None, answer_any: Iterable[str] | None) -> bool:

@@ -1,7 +1,7 @@
 """Index stage: dense (FAISS) and sparse (BM25) indexes plus chunk records, on disk."""
 
 from rag.index.dense import DenseIndex
-from rag.index.sparse import SparseIndex, tokenize
+from rag.index.sparse import SparseIndex
 from rag.index.store import (
     BuildReport,
     Index,
@@ -20,5 +20,4 @@ __all__ = [
     "load_index",
     "read_manifest",
     "stale_reason",
-    "tokenize",
 ]

@@ -17,9 +17,9 @@ import numpy as np
 
 from rag.chunker import Chunk
 from rag.config import RetrieverConfig
+from rag.embedder import TokenBlock
 from rag.index.dense import DenseIndex
-from rag.index.late import TokenBlock
-from rag.index.sparse import tokenize
+from rag.text import tokenize
 
 NEIGHBOURS = 10
 

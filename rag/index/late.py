@@ -13,26 +13,17 @@ for 0.883 of the answerable questions, 0.740 without it (README, Evaluation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from rag.embedder import TokenBlock
+
 FILES = ("tokens.npy", "token_ids.npy", "token_spans.npy", "token_offsets.npy")
 # Up to this many tokens (about 150 MB as float32; the seeds have 16k) the store is
 # held in memory as float32 and scored with one product over all of it.
 IN_MEMORY_MAX_TOKENS = 100_000
-
-
-@dataclass(frozen=True)
-class TokenBlock:
-    """One embedded text: its pooled vector and its tokens (without [CLS]/[SEP])."""
-
-    vector: np.ndarray  # (d,) float32, L2-normalised
-    embeddings: np.ndarray  # (n, d) float16, each row L2-normalised
-    ids: np.ndarray  # (n,) int32 word-piece ids
-    spans: np.ndarray  # (n, 2) int32 character spans in the embedded text
 
 
 class TokenStore:

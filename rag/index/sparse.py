@@ -1,43 +1,17 @@
-"""Sparse side: BM25 (bm25s) over stemmed, stopword-free tokens.
-
-`tokenize` is the one tokenizer for documents and questions alike.
-"""
+"""Sparse side: BM25 (bm25s) over the terms of `rag.text.tokenize`."""
 
 from __future__ import annotations
 
 import logging
-import re
-from functools import lru_cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
-import Stemmer
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+from rag.text import tokenize
+
 # bm25s sets its own logger to DEBUG on import; its progress chatter is not ours to show.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("english")
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    return frozenset(bm25s.stopwords.STOPWORDS_EN)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased, stopword-free, Snowball-stemmed word tokens."""
-    stop = _stopwords()
-    words = [
-        w
-        for w in _WORD.findall(text.lower().replace("’", "'"))
-        if w not in stop and (len(w) > 1 or w.isdigit())
-    ]
-    return _stemmer().stemWords(words)
 
 
 class SparseIndex:

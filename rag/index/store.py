@@ -44,13 +44,14 @@ from rag.config import (
     from_dict,
 )
 from rag.corpus import Document, read_corpus
-from rag.embedder import Embedder, resolve_model_path, text_key
+from rag.embedder import Embedder, TokenBlock, resolve_model_path, text_key
 from rag.errors import IndexMismatchError, IndexNotFoundError, RagError
 from rag.index import late
 from rag.index.dense import DenseIndex, DenseKind, choose_kind
 from rag.index.duplicates import find_duplicates
-from rag.index.late import TokenBlock, TokenStore
-from rag.index.sparse import SparseIndex, tokenize
+from rag.index.late import TokenStore
+from rag.index.sparse import SparseIndex
+from rag.text import tokenize
 
 log = logging.getLogger(__name__)
 

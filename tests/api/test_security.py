@@ -44,7 +44,8 @@ def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_binds_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.cli import build_parser, serve_settings
+    from api.cli import serve_settings
+    from rag.cli import build_parser
 
     monkeypatch.delenv("RAG_HOST", raising=False)
     assert serve_settings(build_parser().parse_args(["serve"])).host == "127.0.0.1"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from rag.errors import InvalidQuestionError
 from rag.pipeline import QA
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 S000, S001, S002, S003 = (
     "000_7144c9d64f512035.txt",
     "001_77e29c8a411f06ba.txt",
@@ -120,7 +119,7 @@ def test_span_facts_are_worked_out_once_and_match_the_text(qa: QA) -> None:
     what the text itself gives, anchors and word boundaries included."""
     import re
 
-    from rag.index import tokenize
+    from rag.text import tokenize
 
     index = qa.index
     chunk = index.chunks[0]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.index.late import TokenBlock, TokenStore, maxsim, maxsim_many, similarities
+from rag.embedder import TokenBlock
+from rag.index.late import TokenStore, maxsim, maxsim_many, similarities
 
 
 def _unit(*rows: list[float]) -> np.ndarray:
