@@ -55,6 +55,18 @@ class RetrieverConfig:
     w_bm25: float = 0.1
     w_type: float = 0.1
     w_dense: float = 0.0
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Build-time settings of the index stage (rag/index/): changing one means
+    rebuilding, so they are not overridable at load."""
+
+    # Search backend the chunks are stored in (rag/index/backend.py, BACKENDS).
+    backend: str = "local"
+    # Dense index of the local backend: exact "flat", "hnsw", or "auto" (HNSW from
+    # rag.index.dense.AUTO_HNSW_MIN chunks on).
+    dense: Literal["auto", "flat", "hnsw"] = "auto"
     # Near-duplicates folded into one hit (rag/index/duplicates.py): content-word Jaccard,
     # containment of the smaller in the larger, and, across files only, the cosine of
     # their own texts. On the seeds, true duplicates score Jaccard >= 0.61 or containment
@@ -93,6 +105,7 @@ class AnswererConfig:
 class PipelineConfig:
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     retriever: RetrieverConfig = field(default_factory=RetrieverConfig)
     answerer: AnswererConfig = field(default_factory=AnswererConfig)
 

@@ -40,3 +40,20 @@ class SourceNotFoundError(RagError):
 
 class InvalidQuestionError(RagError):
     """A question the pipeline cannot process (empty, too long)."""
+
+
+class UnknownSourceError(InvalidQuestionError):
+    """A question restricted to sources that are not files of the indexed corpus."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        listed = ", ".join(repr(n) for n in names)
+        super().__init__(
+            f"unknown source{'s' if len(names) > 1 else ''} {listed}; "
+            "the names of the indexed files are listed by GET /sources"
+        )
+
+
+class BackendUnavailableError(RagError):
+    """The search backend an index lives in does not answer (a server down, a
+    collection missing). Retry later or fix the deployment; the index is not damaged."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.chunker import Chunk
-from rag.config import RetrieverConfig
+from rag.config import IndexConfig
 from rag.embedder import TokenBlock
 from rag.index.dense import DenseIndex
 from rag.text import tokenize
@@ -44,7 +44,7 @@ def lexical_overlap(a: set[str], b: set[str]) -> tuple[float, float]:
 
 
 def find_duplicates(
-    chunks: list[Chunk], blocks: list[TokenBlock], config: RetrieverConfig
+    chunks: list[Chunk], blocks: list[TokenBlock], config: IndexConfig
 ) -> list[list[int]]:
     """For each chunk, the ids of its near-duplicates. Candidate pairs come from a k-NN
     search, so the cost grows with the number of chunks, not with its square."""

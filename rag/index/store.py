@@ -27,7 +27,7 @@ import re
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -304,7 +304,7 @@ def build_index(
     dense = DenseIndex.build(vectors, dense_kind)
     tokens = TokenStore.from_blocks(blocks, embedder.dimension)
     sparse = SparseIndex.build([c.embedded for c in chunks])
-    duplicates = find_duplicates(chunks, blocks, config.retriever)
+    duplicates = find_duplicates(chunks, blocks, config.index)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -490,7 +490,7 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
             raise IndexMismatchError(
                 path, f"built with chunker {built.chunker}, not {config.chunker}"
             )
-        built = PipelineConfig(built.chunker, built.embedder, config.retriever, config.answerer)
+        built = replace(built, retriever=config.retriever, answerer=config.answerer)
 
     for name in _FILES:
         file = path / name

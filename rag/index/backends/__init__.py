@@ -1,0 +1,1 @@
+"""Search backends, one module each, registered in rag.index.backend.BACKENDS."""
