@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from rag.pipeline import QA
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "When did the protests in Iran begin?"
 
 

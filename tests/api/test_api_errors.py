@@ -20,11 +20,10 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from rag.pipeline import QA
-from tests.servers import Server, serve
+from tests.servers import ROOT, Server, serve
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "000_7144c9d64f512035.txt"
 JSON = {"content-type": "application/json"}
 

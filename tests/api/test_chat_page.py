@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
-from tests.servers import Server, serve
+from tests.servers import ROOT, Server, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 360, "height": 740}
-STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
+STATIC = ROOT / "api" / "static"
 
 SEED_QUESTION = "Who is Nikita Smagin?"
 OTHER_SEED_QUESTION = "What did Russia's Foreign Ministry say about the protests?"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from rag.chunker import (
@@ -16,8 +14,8 @@ from rag.chunker import (
 )
 from rag.config import ChunkerConfig
 from rag.corpus import Document, read_corpus
+from tests.servers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ChunkerConfig()
 
 

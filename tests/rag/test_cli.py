@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import ROOT
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _rag(*args: str) -> subprocess.CompletedProcess[str]:

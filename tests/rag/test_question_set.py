@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,8 @@ from rag.config import ChunkerConfig
 from rag.corpus import read_corpus
 from rag.evaluation import formats
 from rag.evaluation.metrics import phrase_match
+from tests.servers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 QUESTIONS = ROOT / "scripts" / "questions" / "seeds.jsonl"
 KINDS = {"fact", "paraphrase", "multi", "context", "unanswerable"}

@@ -18,9 +18,9 @@ from rag.evaluation import formats, metrics, report, runner
 from rag.evaluation.formats import Question
 from rag.index import build_index, load_index
 from rag.pipeline import QA
+from tests.servers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-EVAL = Path(__file__).parent / "fixtures" / "eval"
+EVAL = ROOT / "tests" / "fixtures" / "eval"
 SCRIPT = ROOT / "scripts" / "evaluate.py"
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from rag.evaluation.metrics import METRICS
-from tests.servers import Server
+from tests.servers import ROOT, Server
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "evaluate.py"
 
 # Figures measured on the seeds set when the bars were set (see README, Evaluation):

@@ -16,10 +16,10 @@ from rag.config import AnswererConfig, ChunkerConfig, EmbedderConfig, PipelineCo
 from rag.embedder import resolve_precision
 from rag.errors import IndexMismatchError, IndexNotFoundError
 from rag.index import build_index, load_index, stale_reason
+from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _copy(index: Path, tmp_path: Path) -> Path:
