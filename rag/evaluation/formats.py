@@ -3,9 +3,11 @@
 A question set is JSONL, one question per line:
     {"id": "smagin-who", "question": "Who is Nikita Smagin?",
      "gold": [{"source": "000_x.txt", "paragraph": 4}], "answer_any": ["Iran expert"],
-     "kind": "fact"}
+     "kind": "fact", "split": "dev"}
 `gold` lists every paragraph that answers (numbered like rag.chunker.split_paragraphs);
-an unanswerable question has `"gold": []` and `"answer_any": null`.
+an unanswerable question has `"gold": []` and `"answer_any": null`. `split` (optional)
+puts the question in the development half ("dev", where settings may be chosen) or the
+test half ("test", only ever measured).
 
 Importers write a corpus folder that the normal `build_index` reads, and check, by running
 the real chunker over every file they write, that each gold paragraph number points at
@@ -27,6 +29,7 @@ from typing import Literal
 from rag.chunker import split_paragraphs, without_item_marker
 from rag.config import ChunkerConfig
 from rag.corpus import Document
+from rag.jsonl import read_jsonl
 
 Key = tuple[str, int]
 SquadLayout = Literal["article", "context"]
@@ -34,6 +37,10 @@ BeirLayout = Literal["document", "paragraph"]
 # Documents per file in the BEIR "paragraph" layout.
 BEIR_DOCS_PER_FILE = 1000
 _SENTENCE_END = re.compile(r"[.!?…:;][\"”’'»)\]]*$")
+# Kinds of the shipped sets whose questions the articles do not answer: off-topic
+# ("unanswerable") and close to the articles' topic ("near-topic").
+UNANSWERABLE_KINDS = ("unanswerable", "near-topic")
+SPLITS = ("dev", "test")
 
 
 class QuestionSetError(ValueError):
@@ -47,6 +54,7 @@ class Question:
     gold: tuple[Key, ...]
     answer_any: tuple[str, ...] | None
     kind: str
+    split: str | None = None
 
     @property
     def answerable(self) -> bool:
@@ -59,6 +67,7 @@ class Question:
             "gold": [{"source": s, "paragraph": p} for s, p in self.gold],
             "answer_any": None if self.answer_any is None else list(self.answer_any),
             "kind": self.kind,
+            **({"split": self.split} if self.split is not None else {}),
         }
 
 
@@ -69,7 +78,7 @@ def problems(row: object, strict: bool = False) -> list[str]:
     fields are ignored, `kind` is any label, and `answer_any` may be null on an
     answerable question (it then counts for retrieval figures only). `strict` adds the
     rules the shipped sets follow: no extra fields, phrases for every answerable
-    question, and kind "unanswerable" exactly when gold is empty."""
+    question, and a kind of UNANSWERABLE_KINDS exactly when gold is empty."""
     if not isinstance(row, dict):
         return ["a line must be a JSON object"]
     found = []
@@ -100,14 +109,18 @@ def problems(row: object, strict: bool = False) -> list[str]:
         found.append("'answer_any' must be null or a non-empty list of non-empty phrases")
     if not gold and answers is not None:
         found.append("'answer_any' must be null for an unanswerable question (gold is empty)")
+    if row.get("split") is not None and row["split"] not in SPLITS:
+        found.append(f"'split' must be one of {list(SPLITS)} or absent, got {row['split']!r}")
     if strict:
-        extra = set(row) - {"id", "question", "gold", "answer_any", "kind"}
+        extra = set(row) - {"id", "question", "gold", "answer_any", "kind", "split"}
         if extra:
             found.append(f"unknown fields {sorted(extra)}")
         if gold and answers is None:
             found.append("'answer_any' must list phrases when gold is given")
-        if (row.get("kind") == "unanswerable") != (not gold):
-            found.append("kind 'unanswerable' is for, and only for, questions with empty gold")
+        if (row.get("kind") in UNANSWERABLE_KINDS) != (not gold):
+            found.append(
+                f"kinds {list(UNANSWERABLE_KINDS)} are for, and only for, questions with empty gold"
+            )
     return found
 
 
@@ -119,6 +132,7 @@ def parse_question(row: dict) -> Question:
         gold=tuple((g["source"], g["paragraph"]) for g in row["gold"]),
         answer_any=None if answers is None else tuple(answers),
         kind=row["kind"],
+        split=row.get("split"),
     )
 
 
@@ -280,8 +294,7 @@ class BeirSet:
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise QuestionSetError(f"BEIR folder lacks {path.name} (expected at {path})")
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return read_jsonl(path)
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -51,6 +51,7 @@ from rag.index.dense import DenseIndex, DenseKind, choose_kind
 from rag.index.duplicates import find_duplicates
 from rag.index.late import TokenStore
 from rag.index.sparse import SparseIndex
+from rag.jsonl import read_jsonl, write_jsonl
 from rag.text import tokenize
 
 log = logging.getLogger(__name__)
@@ -227,17 +228,6 @@ def _up_to_date(
     )
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 _RENAME_EXCHANGE = 2
 
 
@@ -315,8 +305,8 @@ def build_index(
             row = asdict(chunk)
             row["duplicates"] = dups
             rows.append(row)
-        _write_jsonl(tmp / "chunks.jsonl", rows)
-        _write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in docs])
+        write_jsonl(tmp / "chunks.jsonl", rows)
+        write_jsonl(tmp / "documents.jsonl", [asdict(d) for d in docs])
         dense.save(tmp / "dense.faiss")
         tokens.save(tmp)
         (tmp / "keys.json").write_text(json.dumps({"chunks": chunk_keys}))
@@ -500,13 +490,13 @@ def load_index(path: Path, config: PipelineConfig | None = None, *, verify: bool
             raise IndexMismatchError(path, _damage(file, manifest))
 
     try:
-        rows = _read_jsonl(path / "chunks.jsonl")
+        rows = read_jsonl(path / "chunks.jsonl")
         duplicates = [row.pop("duplicates") for row in rows]
         chunks = [
             Chunk(**{**row, "sentences": tuple(tuple(s) for s in row["sentences"])}) for row in rows
         ]
         documents = {
-            row["source"]: Document(**row) for row in _read_jsonl(path / "documents.jsonl")
+            row["source"]: Document(**row) for row in read_jsonl(path / "documents.jsonl")
         }
         dense = DenseIndex.load(path / "dense.faiss")
         tokens = TokenStore.load(path)
