@@ -30,9 +30,18 @@ K1 = 1.5
 B = 0.75
 
 
+# Every document vector holds this dimension, with weight 0, and no term maps to it. Qdrant's
+# engine counts only points with a non-empty sparse vector in the idf's N, while bm25s
+# (and qdrant-client's local mode) count every document; a chunk without terms (a line of
+# digits and stopwords) would otherwise make the engine's BM25 differ from local mode's
+# (found by tests/rag/index/test_qdrant_edge.py).
+DOCUMENT_DIMENSION = 0
+
+
 def term_index(term: str) -> int:
-    """The sparse dimension of a BM25 term: the first 4 bytes of its blake2b hash."""
-    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "little")
+    """The sparse dimension of a BM25 term: its 32-bit blake2b hash, never 0."""
+    digest = hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "little") % (2**32 - 1) + 1
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ def average_length(documents: list[list[str]]) -> float:
 def document_vector(terms: list[str], avgdl: float, k1: float = K1, b: float = B) -> SparseVector:
     """The tf fraction of each term of one document (its BM25 score without the idf)."""
     norm = k1 * (1 - b + b * len(terms) / avgdl)
-    weights: dict[int, float] = {}
+    weights: dict[int, float] = {DOCUMENT_DIMENSION: 0.0}
     for term, tf in Counter(terms).items():
         index = term_index(term)
         # A hash collision inside one document adds up, as the two terms would.

@@ -37,7 +37,7 @@ def test_term_index_is_stable_and_32_bit() -> None:
     # A fixed value: replicas and builds in other processes must map terms alike.
     assert qdrant_sparse.term_index("protest") == qdrant_sparse.term_index("protest")
     assert qdrant_sparse.term_index("protest") != qdrant_sparse.term_index("protests")
-    assert 0 <= qdrant_sparse.term_index("iran") < 2**32
+    assert 0 < qdrant_sparse.term_index("iran") < 2**32
 
 
 def test_document_vector_is_the_tf_fraction() -> None:
@@ -47,6 +47,10 @@ def test_document_vector_is_the_tf_fraction() -> None:
     assert weights[qdrant_sparse.term_index("a")] == pytest.approx(2 / (2 + 2.0625))
     assert weights[qdrant_sparse.term_index("b")] == pytest.approx(1 / (1 + 2.0625))
     assert vector.indices == sorted(vector.indices)
+    # The dimension that makes every chunk count in Qdrant's N, and nothing else.
+    assert weights[qdrant_sparse.DOCUMENT_DIMENSION] == 0.0
+    assert len(weights) == 3
+    assert qdrant_sparse.document_vector([], avgdl=2.0).indices == [0]
 
 
 def test_query_vector_counts_repeats() -> None:
@@ -88,9 +92,7 @@ def test_qdrant_idf_scores_equal_bm25s() -> None:
     for question in QUESTIONS:
         q_terms = tokenize(question)
         known = [t for t in q_terms if t in reference.vocab_dict]
-        expected = (
-            reference.get_scores(known) if known else np.zeros(len(DOCS), dtype=np.float32)
-        )
+        expected = reference.get_scores(known) if known else np.zeros(len(DOCS), dtype=np.float32)
         query = qdrant_sparse.query_vector(q_terms)
         found = client.query_points(
             "bm25",
