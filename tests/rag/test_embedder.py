@@ -40,6 +40,7 @@ def float32_embedder() -> Embedder:
     return Embedder(EmbedderConfig(document_precision="float32", question_runtime="torch"))
 
 
+@pytest.mark.slow
 def test_float32_documents_match_sentence_transformers(
     float32_embedder: Embedder, reference: np.ndarray
 ) -> None:
@@ -55,6 +56,7 @@ def test_float32_documents_match_sentence_transformers(
     assert blocks[2].spans.tolist() == [[0, 3], [4, 7], [8, 10], [11, 17], [17, 18]]
 
 
+@pytest.mark.slow
 def test_batches_of_mixed_lengths_give_the_same_vectors(float32_embedder: Embedder) -> None:
     """Sorting by length and padding must not change any text's vector."""
     alone = np.stack([float32_embedder.encode_blocks([t])[0].vector for t in TEXTS])
@@ -62,6 +64,7 @@ def test_batches_of_mixed_lengths_give_the_same_vectors(float32_embedder: Embedd
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_windows_of_texts_give_the_same_blocks(
     float32_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,6 +77,7 @@ def test_windows_of_texts_give_the_same_blocks(
         assert a.ids.tolist() == b.ids.tolist() and a.spans.tolist() == b.spans.tolist()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_question_vectors_match_sentence_transformers(
     runtime: str, float32_embedder: Embedder, reference: np.ndarray
@@ -88,6 +92,7 @@ def test_question_vectors_match_sentence_transformers(
     )
 
 
+@pytest.mark.slow
 def test_question_keeps_content_word_pieces_only(embedder: Embedder) -> None:
     (q,) = embedder.encode_questions(["Who met in Moscow?"])
     tokens = embedder.tokenizer.convert_ids_to_tokens(q.ids.tolist())
@@ -95,6 +100,7 @@ def test_question_keeps_content_word_pieces_only(embedder: Embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(q.tokens, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_bfloat16_documents_stay_close_to_float32(reference: np.ndarray) -> None:
     # Asked for explicitly, bfloat16 runs on any CPU ("auto" takes it only with AMX,
     # where it is fast), so this check runs everywhere.
@@ -102,14 +108,28 @@ def test_bfloat16_documents_stay_close_to_float32(reference: np.ndarray) -> None
     assert embedder.precision == "bfloat16"
     vectors = np.stack([b.vector for b in embedder.encode_blocks(TEXTS)])
     cosines = (vectors * reference).sum(axis=1)
-    assert cosines.min() > 0.9995, cosines
+    # The README's promise: pooled vectors within a cosine of 3e-5 of float32's.
+    assert (1.0 - cosines).max() <= 3e-5, 1.0 - cosines
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU's feature flags as the kernel reports them, independently of torch."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    raise AssertionError("no flags line in /proc/cpuinfo")
 
 
 def test_auto_precision_follows_the_cpu() -> None:
-    assert resolve_precision("auto") == ("bfloat16" if amx_available() else "float32")
+    # AMX tiles with bfloat16 support, read from the kernel, not from the code under test.
+    amx = {"amx_tile", "amx_bf16"} <= _cpu_flags()
+    assert amx_available() is amx
+    assert resolve_precision("auto") == ("bfloat16" if amx else "float32")
     assert resolve_precision("float32") == "float32"
+    assert resolve_precision("bfloat16") == "bfloat16"
 
 
+@pytest.mark.slow
 def test_unknown_settings_name_the_valid_choices(float32_embedder: Embedder) -> None:
     with pytest.raises(RagError, match="valid choices: auto, float32, bfloat16"):
         resolve_precision("float16")
@@ -119,6 +139,7 @@ def test_unknown_settings_name_the_valid_choices(float32_embedder: Embedder) -> 
         make_encoder("onnx", float32_embedder._model, precision="bfloat16")
 
 
+@pytest.mark.slow
 def test_cache_tag_separates_precisions(float32_embedder: Embedder) -> None:
     assert float32_embedder.cache_tag == "all-MiniLM-L6-v2@float32"
 
