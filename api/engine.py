@@ -14,7 +14,12 @@ between threads costs a wake-up, which is all that overlapping could win for it.
 
 Hot reload: a watcher polls `manifest.json`; when its build id changes, the new index
 is loaded beside the old one and swapped in with one assignment. A batch keeps the
-pipeline it started with, so no request sees a half-loaded index.
+pipeline it started with, so no request sees a half-loaded index. With
+`wait_for_index`, the engine starts with no index and the watcher loads the first build
+that appears; until then questions get 503 and `readiness()` says why.
+
+Every stage reports to `Metrics` (api/observability/metrics.py): batch sizes, queue
+depth, and each question's time waiting, in the forward pass and in ranking.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from api.observability.context import annotate
+from api.observability.metrics import Metrics
 from api.settings import Settings
 from rag.embedder import EncodedQuestion
 from rag.errors import RagError
 from rag.index import load_index
-from rag.pipeline import QA, Result, check_question
+from rag.pipeline import QA, Result
+from rag.request import check_question
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +48,37 @@ class OverloadedError(RagError):
     """The request queue is full."""
 
 
+class IndexNotLoadedError(RagError):
+    """No index has been loaded yet (the server was started with wait_for_index)."""
+
+
 @dataclass
 class _Job:
     question: str
     top_k: int
     future: asyncio.Future[Result]
+    # perf_counter() when queued and when its batch was taken; seconds of its batch's
+    # forward pass and of its own ranking (set by the worker threads before delivery).
+    queued: float = 0.0
+    taken: float = 0.0
+    model_s: float = 0.0
+    rank_s: float = 0.0
 
 
 class Engine:
-    def __init__(self, qa: QA, settings: Settings) -> None:
-        self.qa = qa
+    def __init__(self, qa: QA | None, settings: Settings, metrics: Metrics | None = None) -> None:
+        self._qa = qa
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.loaded_at = time.time()
+        # Build id being loaded beside the served one (None when not loading), and why
+        # the last load failed: readiness reports both.
+        self.loading: str | None = None
+        self._load_error: str | None = None
+        if qa is not None:
+            self.metrics.served(qa.index.manifest, self.loaded_at)
+        self.metrics.queue_depth.set_function(lambda: self._queue.qsize() if self._queue else 0)
+        self.metrics.in_flight.set_function(lambda: self._inflight)
         self._queue: asyncio.Queue[_Job] | None = None
         self._inflight = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,17 +96,54 @@ class Engine:
         self._last_batch = 0
 
     @property
-    def build_id(self) -> str:
-        return self.qa.index.manifest["build_id"]
+    def build_id(self) -> str | None:
+        return self._qa.index.manifest.build_id if self._qa is not None else None
+
+    @property
+    def qa(self) -> QA:
+        """The pipeline answering now; IndexNotLoadedError (a 503) before the first load."""
+        if self._qa is None:
+            raise IndexNotLoadedError(self._not_loaded())
+        return self._qa
+
+    def _not_loaded(self) -> str:
+        if self.loading is not None:
+            return f"no index loaded yet; loading build {self.loading}"
+        why = f" (last attempt: {self._load_error})" if self._load_error else ""
+        return f"no index loaded yet; waiting for a build at {self.settings.index_dir}{why}"
+
+    def readiness(self) -> tuple[str, str] | None:
+        """None when ready to answer; else (code, message) saying why not: no index
+        loaded yet, a new build being loaded, or the index's backend not answering."""
+        if self._qa is None:
+            return "no_index", self._not_loaded()
+        if self.loading is not None:
+            return (
+                "reloading",
+                f"loading index build {self.loading}; build {self.build_id} still answers",
+            )
+        try:
+            ping(self._qa)
+        except Exception as exc:  # whatever the client library raises, it is not ready
+            return "backend_unreachable", f"the index's search backend does not answer: {exc}"
+        return None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.settings.queue_max)
         self._stages = asyncio.Semaphore(2)  # one batch encoding, one ranking
         self._tasks.append(asyncio.create_task(self._worker(), name="rag-batcher"))
-        if self.settings.reload_interval > 0:
+        if self.settings.reload_interval > 0 or self._qa is None:
             self._tasks.append(asyncio.create_task(self._watch(), name="rag-reload"))
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Answer every question already accepted (for at most `timeout` seconds), then
+        stop the worker and the watcher. The server stops taking requests first, so the
+        queue only empties from here on."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self._inflight:
+            log.warning("stopping with %d questions unanswered after %gs", self._inflight, timeout)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -91,18 +155,43 @@ class Engine:
         self._reload_executor.shutdown(wait=False, cancel_futures=True)
 
     async def ask(self, question: str, top_k: int) -> Result:
-        question = check_question(question, top_k)
+        # The one check of a question (rag.request), with this server's length limit.
+        question = check_question(question, top_k, self.settings.max_question_chars)
+        self.qa  # noqa: B018 - raises the 503 at once when there is no index yet
         assert self._queue is not None, "Engine.start() was not awaited"
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        job = _Job(question, top_k, future, queued=time.perf_counter())
         try:
-            self._queue.put_nowait(_Job(question, top_k, future))
+            self._queue.put_nowait(job)
         except asyncio.QueueFull:
             raise OverloadedError("the server is busy; retry in a moment") from None
         self._inflight += 1
         try:
-            return await future
+            result = await future
         finally:
             self._inflight -= 1
+        self._observe(job, result)
+        return result
+
+    def _observe(self, job: _Job, result: Result) -> None:
+        total = time.perf_counter() - job.queued
+        stages = {
+            "queue": job.taken - job.queued,
+            "model": job.model_s,
+            "ranking": job.rank_s,
+            "total": total,
+        }
+        for stage, seconds in stages.items():
+            self.metrics.ask_seconds.labels(stage).observe(seconds)
+        outcome = "null" if result.answer is None else "answered"
+        self.metrics.answers.labels(outcome).inc()
+        if self.settings.log_questions:  # off by default: questions can be sensitive
+            annotate(question=job.question)
+        annotate(
+            answer=outcome,
+            confidence=result.confidence,
+            **{f"{stage}_ms": round(seconds * 1000, 2) for stage, seconds in stages.items()},
+        )
 
     async def _collect(self) -> list[_Job]:
         assert self._queue is not None
@@ -136,7 +225,10 @@ class Engine:
             batch = [job for job in batch if not job.future.done()]
             if not batch:
                 continue
-            qa = self.qa
+            taken = time.perf_counter()
+            for job in batch:
+                job.taken = taken
+            qa = self._qa
             await self._stages.acquire()
             assert self._queue is not None
             inline = len(batch) == 1 and self._ranking == 0 and self._queue.empty()
@@ -163,7 +255,11 @@ class Engine:
     ) -> Future[list[Result | Exception]]:
         """On the model thread: encode, then rank here (`inline`) or queue the ranking
         on its own thread."""
+        started = time.perf_counter()
         encoded = _encode_batch(qa, batch)
+        model_s = time.perf_counter() - started
+        for job in batch:
+            job.model_s = model_s
         if not inline:
             return self._rank_executor.submit(_rank_batch, qa, batch, encoded)
         done: Future[list[Result | Exception]] = Future()
@@ -184,6 +280,7 @@ class Engine:
             )
         self.batches += 1
         self.batched_questions += len(batch)
+        self.metrics.batch_size.observe(len(batch))
         self._last_batch = len(batch)
         # scripts/bench.py turns this logger to DEBUG to report the batch sizes achieved.
         log.debug("answered a batch of %d", len(batch))
@@ -207,11 +304,9 @@ class Engine:
         build_id = await loop.run_in_executor(self._reload_executor, self._manifest_build_id)
         if build_id is None or build_id in (self.build_id, self._failed_build):
             return False
+        self.loading = build_id
         try:
-            index = await loop.run_in_executor(
-                self._reload_executor, load_index, self.settings.index_dir, self.qa.config
-            )
-            fresh = QA(index, self.qa.embedder)
+            fresh = await loop.run_in_executor(self._reload_executor, self._load, self._qa)
         except Exception as exc:  # RagError, or anything else a damaged file provokes
             now = await loop.run_in_executor(self._reload_executor, self._manifest_build_id)
             if now != build_id:
@@ -220,24 +315,50 @@ class Engine:
                 log.warning("index changed again while loading; retrying: %s", exc)
                 return False
             self._failed_build = build_id
+            self._load_error = str(exc)
+            self.metrics.reloads.labels("failure").inc()
             log.error(
-                "index changed on disk but cannot be loaded, keeping the current one: %s",
+                "index changed on disk but cannot be loaded, keeping the current one: %s"
+                if self._qa is not None
+                else "index cannot be loaded, still waiting for a usable build: %s",
                 exc,
                 exc_info=not isinstance(exc, RagError),
             )
             return False
-        self.qa = fresh
+        finally:
+            self.loading = None
+        self._qa = fresh
         self.loaded_at = time.time()
-        log.info("reloaded index build %s", fresh.index.manifest["build_id"])
+        self._load_error = None
+        self.metrics.reloads.labels("success").inc()
+        self.metrics.served(fresh.index.manifest, self.loaded_at)
+        log.info("loaded index build %s", fresh.index.manifest.build_id)
         return True
 
+    def _load(self, served: QA | None) -> QA:
+        """On the reload thread: the new build beside the served one, sharing its model;
+        the first build (no index served yet) brings its own, ready for questions."""
+        if served is None:
+            qa = QA.load(self.settings.index_dir)
+            qa.embedder.prepare()
+            return qa
+        index = load_index(self.settings.index_dir, served.config)
+        return QA(index, served.embedder)
+
     async def _watch(self) -> None:
+        # Without an index yet, look at once and keep looking (every second if hot
+        # reload is off) until one loads; then poll only if hot reload is on.
         while True:
-            await asyncio.sleep(self.settings.reload_interval)
+            if self._qa is not None:
+                if self.settings.reload_interval <= 0:
+                    return
+                await asyncio.sleep(self.settings.reload_interval)
             try:
                 await self.reload()
             except Exception:
                 log.exception("index reload check failed")
+            if self._qa is None:
+                await asyncio.sleep(self.settings.reload_interval or 1.0)
 
 
 def _encode_batch(qa: QA, batch: list[_Job]) -> list[EncodedQuestion | Exception]:
@@ -262,15 +383,28 @@ def _rank_batch(
     qa: QA, batch: list[_Job], encoded: list[EncodedQuestion | Exception]
 ) -> list[Result | Exception]:
     """Retrieve, extract and cite for each question; a failure is its question's own."""
+    started = time.perf_counter()
     ok = [e for e in encoded if not isinstance(e, Exception)]
     sims = iter(qa.similarities(ok))  # one product with the token store for the batch
+    # Each question's ranking time: its share of the batch's product, plus its own.
+    shared = (time.perf_counter() - started) / max(len(ok), 1)
     outcomes: list[Result | Exception] = []
     for job, e in zip(batch, encoded, strict=True):
         if isinstance(e, Exception):
             outcomes.append(e)
             continue
+        own = time.perf_counter()
         try:
             outcomes.append(qa.answer(job.question, e, job.top_k, next(sims)))
         except Exception as exc:  # logged by the API with its request
             outcomes.append(exc)
+        job.rank_s = shared + time.perf_counter() - own
     return outcomes
+
+
+def ping(qa: QA) -> None:
+    """Return if the search backend of `qa`'s index answers; raise if not. An index
+    held in this process's memory (FAISS, BM25, token store) answers once loaded."""
+    backend = getattr(qa.index, "backend", None)
+    if backend is not None:
+        backend.ping()

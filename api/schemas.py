@@ -1,4 +1,7 @@
-"""Request and response bodies of the HTTP API (the contract clients rely on)."""
+"""Request and response bodies of the HTTP API (the contract clients rely on).
+
+Limits come from `rag.request` and the answer's shape from `rag.result`: the library
+defines them once and the schema repeats nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from rag.pipeline import TOP_K_MAX, TOP_K_MIN
+from rag.request import TOP_K_DEFAULT, TOP_K_MAX, TOP_K_MIN
+from rag.result import Result
 
 
 def _json_integer(value: object) -> object:
@@ -31,40 +35,15 @@ class AskRequest(BaseModel):
     # A JSON integer, as JSON Schema defines it: 5 and 5.0 are accepted; "5", true and
     # 5.5 are rejected (422), not coerced.
     top_k: JsonInteger = Field(
-        5, ge=TOP_K_MIN, le=TOP_K_MAX, description="How many passages to cite (a JSON integer)."
+        TOP_K_DEFAULT,
+        ge=TOP_K_MIN,
+        le=TOP_K_MAX,
+        description="How many passages to cite (a JSON integer).",
     )
 
 
-class SourceRef(BaseModel):
-    source: str
-    paragraph: int
-
-
-class AnswerSource(BaseModel):
-    source: str
-    paragraph: int
-    start: int
-    end: int
-
-
-class Citation(BaseModel):
-    source: str
-    paragraph: int
-    start: int = Field(description="Offset of the paragraph in the file's decoded text.")
-    end: int
-    text: str = Field(description="Equal to file_text[start:end].")
-    score: float
-    also_in: list[SourceRef]
-
-
-class AskResponse(BaseModel):
-    question: str
-    answer: str | None = Field(
-        description="Verbatim source text, or null when the articles hold no answer."
-    )
-    answer_source: AnswerSource | None
-    confidence: float
-    citations: list[Citation]
+# The response of POST /ask is the library's own result type, defined once in rag/result.py.
+AskResponse = Result
 
 
 class Health(BaseModel):

@@ -24,7 +24,8 @@ from rag.errors import (
     SourceNotFoundError,
 )
 from rag.index import build_index, load_index
-from rag.pipeline import QA, Citation, Result
+from rag.pipeline import QA
+from rag.result import Citation, Result
 
 __all__ = [
     "QA",

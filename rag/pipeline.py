@@ -5,68 +5,20 @@ Entry point: `QA.load(index_dir).ask(question, top_k)`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from rag.answerer import Answer, extract_answer
-from rag.config import PipelineConfig
+from rag.config import PipelineConfig, RetrieverConfig
 from rag.embedder import Embedder, EncodedQuestion
-from rag.errors import InvalidQuestionError
 from rag.index import Index, load_index
 from rag.index.late import similarities
 from rag.question import analyse
+from rag.request import TOP_K_DEFAULT, check_question
+from rag.result import AnswerSource, Citation, Result, SourceRef
 from rag.retriever import Hit, retrieve
-
-TOP_K_MIN, TOP_K_MAX = 1, 20
-
-
-@dataclass(frozen=True)
-class SourceRef:
-    source: str
-    paragraph: int
-
-
-@dataclass(frozen=True)
-class Citation:
-    source: str
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    score: float
-    also_in: list[SourceRef] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class AnswerSource:
-    source: str
-    paragraph: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Result:
-    question: str
-    answer: str | None
-    answer_source: AnswerSource | None
-    confidence: float
-    citations: list[Citation]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def check_question(question: str, top_k: int) -> str:
-    if not isinstance(question, str) or not question.strip():
-        raise InvalidQuestionError("question must be a non-empty string")
-    if not TOP_K_MIN <= top_k <= TOP_K_MAX:
-        raise InvalidQuestionError(
-            f"top_k must be between {TOP_K_MIN} and {TOP_K_MAX}, got {top_k}"
-        )
-    return question.strip()
 
 
 class QA:
@@ -88,10 +40,10 @@ class QA:
         index = load_index(Path(path), config)
         return cls(index, embedder or Embedder(index.config.embedder))
 
-    def ask(self, question: str, top_k: int = 5) -> Result:
+    def ask(self, question: str, top_k: int = TOP_K_DEFAULT) -> Result:
         return self.ask_batch([question], top_k)[0]
 
-    def ask_batch(self, questions: list[str], top_k: int = 5) -> list[Result]:
+    def ask_batch(self, questions: list[str], top_k: int = TOP_K_DEFAULT) -> list[Result]:
         """Answer several questions with one forward pass of the model."""
         cleaned = [check_question(q, top_k) for q in questions]
         encoded = self.encode(cleaned)
@@ -111,7 +63,7 @@ class QA:
         self,
         question: str,
         encoded: EncodedQuestion,
-        top_k: int = 5,
+        top_k: int = TOP_K_DEFAULT,
         token_sims: np.ndarray | None = None,
     ) -> Result:
         """Retrieve, fold, extract: everything after the question's forward pass."""
@@ -132,6 +84,20 @@ class QA:
             citations=[self._citation(h) for h in hits],
         )
 
+    def retrieve(
+        self,
+        question: str,
+        k: int,
+        config: RetrieverConfig | None = None,
+        encoded: EncodedQuestion | None = None,
+    ) -> tuple[list[Hit], dict[int, Hit]]:
+        """The retrieval step alone, for evaluation and benchmarks: the top `k` hits
+        (near-duplicates folded) and every scored candidate by chunk id. `k` is not capped
+        as `ask`'s `top_k` is (BEIR figures need 100), and `config` replaces the index's
+        retriever settings when given. `encoded`: the question's forward pass, if done."""
+        encoded = encoded if encoded is not None else self.encode([question])[0]
+        return retrieve(self.index, analyse(question, encoded), k, config or self.config.retriever)
+
     def _citation(self, hit: Hit) -> Citation:
         chunk = self.index.chunks[hit.chunk_id]
         also = [self.index.chunks[i] for i in hit.also_in]
@@ -147,11 +113,20 @@ class QA:
 
 
 def _answer_first(hits: list[Hit], answer: Answer, by_id: dict[int, Hit]) -> list[Hit]:
-    """Put the answer's passage first. If it was folded under a duplicate, it becomes the
-    group's visible member and the other moves to `also_in`."""
+    """Put the answer's passage first, and the passage it supports (the quote whose
+    speaker it names) right after it; as many citations as before."""
     if answer.chunk_id is None:
         return hits
-    cid = answer.chunk_id
+    ordered = _lead(hits, answer.chunk_id, by_id)
+    if answer.support_chunk_id is not None:
+        ordered = [ordered[0], *_lead(ordered[1:], answer.support_chunk_id, by_id)]
+    return ordered[: len(hits)]
+
+
+def _lead(hits: list[Hit], cid: int, by_id: dict[int, Hit]) -> list[Hit]:
+    """`hits` with chunk `cid` first. If it was folded under a duplicate, it becomes the
+    group's visible member and the other moves to `also_in`. A chunk the ranking did not
+    keep (the passage before a quote, naming its speaker) is added with its own score."""
     for i, hit in enumerate(hits):
         if cid == hit.chunk_id:
             return [hit, *hits[:i], *hits[i + 1 :]]
@@ -161,4 +136,5 @@ def _answer_first(hits: list[Hit], answer: Answer, by_id: dict[int, Hit]) -> lis
                 base, chunk_id=cid, also_in=[hit.chunk_id, *(j for j in hit.also_in if j != cid)]
             )
             return [lead, *hits[:i], *hits[i + 1 :]]
-    raise AssertionError("the answer came from a passage that is not among the hits")
+    base = by_id.get(cid) or Hit(cid, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return [replace(base, also_in=[]), *hits]

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import shutil
 import sys
 import time
 import typing
@@ -316,6 +317,25 @@ def ensure_index(
     log(f"indexed {report.documents} documents, {report.chunks} chunks in {report.seconds:.0f}s")
 
 
+def mixed_corpus(corpus: Path, beir_corpus: Path, out: Path) -> Path:
+    """A corpus folder at `out` holding `corpus`'s files and an imported BEIR corpus's
+    files side by side (copied: the corpus reader skips links that leave the folder), so
+    that a question set about `corpus` can be asked with a large unrelated corpus mixed
+    in. Kept when it already holds the same files."""
+    out = Path(out)
+    files = sorted(p for p in Path(corpus).iterdir() if p.is_file())
+    extra = sorted(p for p in Path(beir_corpus).iterdir() if p.is_file())
+    clash = {p.name for p in files} & {p.name for p in extra}
+    if clash:
+        raise ValueError(f"file names in both corpora: {sorted(clash)[:5]}")
+    out.mkdir(parents=True, exist_ok=True)
+    for path in [*files, *extra]:
+        target = out / path.name
+        if not target.is_file() or target.stat().st_size != path.stat().st_size:
+            shutil.copyfile(path, target)
+    return out
+
+
 def save_beir(beir: BeirSet, path: Path) -> None:
     data = {
         "corpus": str(beir.corpus),
@@ -346,11 +366,7 @@ def scored_chunks(qa: QA, question: str, k: int, config: RetrieverConfig) -> dic
     This goes below `QA.ask` (which caps top_k at 20 and folds near-duplicates) to the
     library's retrieval stages: the question's forward pass, its analysis, `retrieve`.
     It is the one place to update if those signatures change."""
-    from rag.question import analyse
-    from rag.retriever import retrieve
-
-    encoded = qa.encode([question])[0]
-    _, by_id = retrieve(qa.index, analyse(question, encoded), k, config)
+    _, by_id = qa.retrieve(question, k, config)
     return by_id
 
 
