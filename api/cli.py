@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from api.settings import Settings
@@ -21,11 +23,33 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.main import create_app
+    from api.observability.logs import configure_logging
 
     settings = serve_settings(args)
+    # Before the index loads, so that its lines are in the chosen format too; uvicorn is
+    # told to leave logging alone (log_config=None) and not to write its access log.
+    configure_logging(settings.log_format, args.log_level)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    # On SIGTERM uvicorn closes the listening socket, lets the requests in flight finish
+    # for at most shutdown_timeout seconds, then runs the app's shutdown (the engine
+    # answers what it still holds). Then it raises the signal again for the handler that
+    # was there before its own; this one makes that a clean exit (status 0), as it does
+    # for a SIGTERM that comes before uvicorn listens.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def register(subparsers: Any) -> None:

@@ -1,4 +1,5 @@
-"""App factory: `create_app(settings)` loads the index and mounts routes and the chat page."""
+"""App factory: `create_app(settings)` loads the index and mounts routes, the docs, the
+probes and metrics, and the chat page."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
-from api import errors
+from api import docs, errors
 from api.engine import Engine
 from api.limits import BodySizeLimit
+from api.observability import requests
+from api.observability import routes as observability
+from api.observability.metrics import Metrics
 from api.routes import router
 from api.settings import Settings
 from rag.pipeline import QA
@@ -69,11 +73,14 @@ def _describe_limits_and_security(app: FastAPI, settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAPI:
     """Build the app. The index is loaded here, before serving, so a damaged or missing
-    index stops start-up with its error instead of failing every request."""
+    index stops start-up with its error instead of failing every request; with
+    `settings.wait_for_index` it is loaded in the background instead (see Engine)."""
     configure()
     settings = settings or Settings()
-    qa = qa or QA.load(settings.index_dir)
-    qa.embedder.prepare()  # the question encoder, before the first request rather than in it
+    if qa is None and not settings.wait_for_index:
+        qa = QA.load(settings.index_dir)
+    if qa is not None:
+        qa.embedder.prepare()  # the question encoder, before the first request, not in it
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,19 +88,27 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
         try:
             yield
         finally:
-            await app.state.engine.stop()
+            await app.state.engine.stop(settings.shutdown_timeout)
 
     app = FastAPI(
         title="Seeds QA",
         summary="Ask questions over a folder of articles; answers are verbatim and cited.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py from local assets, not a CDN
+        redoc_url=None,
     )
+    metrics = Metrics()
+    engine = Engine(qa, settings, metrics)
+    metrics.ready.set_function(lambda: float(engine.readiness() is None))
     app.state.settings = settings
-    app.state.engine = Engine(qa, settings)
+    app.state.engine = engine
+    app.state.metrics = metrics
     errors.install(app)
     _describe_limits_and_security(app, settings)
     app.include_router(router)
+    app.include_router(observability.router)
+    docs.install(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -107,4 +122,5 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
     if (STATIC / "index.html").is_file():
         page = StaticFiles(directory=STATIC, html=True)
         app.router.routes.append(_PageMount("/", page, app.router.routes, name="chat"))
+    requests.install(app, metrics)
     return app
