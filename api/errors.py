@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.engine import OverloadedError
-from rag.errors import InvalidQuestionError, RagError, SourceNotFoundError
+from rag.errors import InvalidQuestionError, RagError, SourceNotFoundError, UnknownSourceError
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +125,18 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(*classify(request, exc))
 
+    # The library's messages say what is wrong in its own terms; the HTTP layer adds
+    # where to look over HTTP.
     @app.exception_handler(InvalidQuestionError)
     async def _question(_: Request, exc: InvalidQuestionError) -> JSONResponse:
-        return error_response(422, "invalid_question", str(exc))
+        message = str(exc)
+        if isinstance(exc, UnknownSourceError):
+            message += "; GET /sources lists them"
+        return error_response(422, "invalid_question", message)
 
     @app.exception_handler(SourceNotFoundError)
     async def _source(_: Request, exc: SourceNotFoundError) -> JSONResponse:
-        return error_response(404, "source_not_found", str(exc))
+        return error_response(404, "source_not_found", f"{exc}; GET /sources lists them")
 
     @app.exception_handler(OverloadedError)
     async def _busy(_: Request, exc: OverloadedError) -> JSONResponse:

@@ -35,7 +35,7 @@ class SourceNotFoundError(RagError):
     """A source name that is not a file of the indexed corpus."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"no source named {name!r} in the corpus; GET /sources lists them")
+        super().__init__(f"no source named {name!r} among the indexed files")
 
 
 class InvalidQuestionError(RagError):
@@ -49,8 +49,8 @@ class UnknownSourceError(InvalidQuestionError):
         self.names = names
         listed = ", ".join(repr(n) for n in names)
         super().__init__(
-            f"unknown source{'s' if len(names) > 1 else ''} {listed}; "
-            "the names of the indexed files are listed by GET /sources"
+            f"unknown source{'s' if len(names) > 1 else ''} {listed}: "
+            "not among the indexed files"
         )
 
 

@@ -25,7 +25,7 @@ class SourceRef:
 class Citation:
     """A passage the answer rests on: one paragraph (or a piece of a long one)."""
 
-    source: Annotated[str, Field(description="File name, as GET /sources lists it.")]
+    source: Annotated[str, Field(description="File name, relative to the corpus folder.")]
     paragraph: Annotated[int, Field(description="Paragraph number in the file, from 1.")]
     start: Annotated[int, Field(description="Offset of the passage in the file's decoded text.")]
     end: int
