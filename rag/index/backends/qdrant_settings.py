@@ -11,6 +11,7 @@ batch size.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from qdrant_client import models
 from rag.errors import RagError
 
 DEFAULT_SETTINGS = Path(__file__).resolve().parents[3] / "deploy" / "qdrant" / "collection.json"
+# A deployment's own settings file (and the tests' small-vector one) replaces the default.
+ENV_SETTINGS = "RAG_QDRANT_SETTINGS"
 # Named vectors the backend writes and queries: each must be in the settings.
 DENSE, TOKENS, SPARSE = "dense", "tokens", "bm25"
 _SCHEMAS = {
@@ -58,9 +61,10 @@ class CollectionSettings:
 
 
 def load_settings(path: Path | None = None, dimension: int | None = None) -> CollectionSettings:
-    """Read and check the settings file. `dimension`, when given, is the model's: every
+    """Read and check the settings file (`path`, else $RAG_QDRANT_SETTINGS, else
+    deploy/qdrant/collection.json). `dimension`, when given, is the model's: every
     vector must have that size."""
-    path = Path(path or DEFAULT_SETTINGS)
+    path = Path(path or os.environ.get(ENV_SETTINGS) or DEFAULT_SETTINGS)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         body = models.CreateCollection(**raw["collection"])
