@@ -1,35 +1,35 @@
-"""Answerer: pick the best verbatim sentence from the top passages, or abstain.
+"""Answerer: pick the best verbatim span of the top passages, or abstain.
 
 Entry point: `extract_answer(index, question, hits, by_id, config)`.
 
-No reader model ships offline, so the answer is chosen from the text's own structure.
-Every sentence of the top passages (and of their folded duplicates) is scored by:
-- late interaction between the question and the sentence's own tokens (in context), and
-  with the sentence before it too, since a quote often follows the line naming the
-  speaker;
-- the IDF-weighted share of the question's terms the sentence contains, plus the share
-  of its terms the question lacks (an answer adds something to the question);
-- its passage's fused retrieval score (the heading and the sentence before count there);
-- whether it holds what the question asks for (a date for "when", a number for "how
-  many", a quotation for "what did X say").
-Whether the corpus answers at all is judged on the chosen sentence and its passage: how
-well the question's words are matched by the sentence's tokens and by the passage's
-tokens with their context (late interaction, IDF-weighted, so the rare words of the
-question must find a match). Below `min_score` the answer is null.
+No reader model ships offline, so the answer is chosen from the text's own structure:
+1. Every sentence of the top `config.passages` passages (and of their folded
+   duplicates) becomes a candidate with named features (rag/answering/features.py):
+   late interaction of the question with the sentence and with the sentence before
+   it, term coverage and novelty, the passage's scores, the answer type, position,
+   names, and whether the question names something the corpus lacks.
+2. A scorer (rag/answering/scorer.py, `config.scorer`) ranks them: the hand-set
+   weighted sum or the logistic regression trained on SQuAD.
+3. The best sentence is widened the way a reader would (rag/answering/speaker.py): a
+   "who" question takes the sentence naming the speaker, "what did X say" the whole
+   quotation after the lead-in.
+4. Null when the evidence is below the scorer's threshold, or when the question names
+   something (a person, a place, a number) that no chunk of the corpus holds.
+All index data is read through rag/answering/view.py.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import numpy as np
-
+from rag.answering import speaker
+from rag.answering.features import Candidate, Context, features, sentence_late
+from rag.answering.scorer import make_scorer
+from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index import Index
-from rag.index.late import maxsim
 from rag.question import Question
-from rag.retriever import Hit, query_weights
+from rag.retriever import Hit
 
 
 @dataclass(frozen=True)
@@ -40,50 +40,69 @@ class Answer:
     end: int | None
     confidence: float
     evidence: float
+    # The passage cited right after the answer's own: the quote whose speaker the
+    # answer names, when that is in the passage before (rag/answering/speaker.py).
+    support_chunk_id: int | None = None
+    # The chosen sentence's features, by name (for evaluation and training).
+    features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
 
 
-def coverage(index: Index, terms: list[str], present: frozenset[str]) -> float:
-    """IDF-weighted share of the question's terms found among a text's terms `present`.
-    A term the corpus never uses gets the highest IDF."""
-    if not terms:
-        return 0.0
-    n = index.sparse.size
-    top_idf = math.log(1 + (n + 0.5) / 0.5)
-    weights = {t: index.sparse.idf(t) or top_idf for t in set(terms)}
-    total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+NO_ANSWER = Answer(None, None, None, None, 0.0, 0.0)
 
 
-def _sentence_late(
-    index: Index, cid: int, question: Question, weights: np.ndarray
-) -> list[tuple[float, float]]:
-    """Late interaction of the question with each sentence's tokens (contextual, from the
-    chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
-    followed by the quote itself, which names nobody."""
-    chunk = index.chunks[cid]
-    tokens, spans = index.tokens.block(cid)
-    shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
-    scores = []
-    for i, (s, e) in enumerate(chunk.sentences):
-        window_start = chunk.sentences[i - 1][0] if i else s
-        inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
-        window = (spans[:, 0] >= window_start + shift) & (spans[:, 1] <= e + shift)
-        own = maxsim(question.tokens, weights, tokens[inside])
-        scores.append((own, maxsim(question.tokens, weights, tokens[window]) if i else own))
-    return scores
+def candidates(
+    view: IndexView,
+    question: Question,
+    hits: list[Hit],
+    by_id: dict[int, Hit],
+    config: AnswererConfig,
+) -> list[Candidate]:
+    """Every sentence of the top passages and their folded duplicates."""
+    weights = view.token_weights(question.token_ids)
+    found = []
+    for rank, hit in enumerate(hits[: config.passages]):
+        for cid in [hit.chunk_id, *hit.also_in]:
+            chunk = view.chunk(cid)
+            scored = by_id.get(cid, hit)
+            signals = scored.signals
+            passage_late = signals.get("late_context") or signals.get("dense", 0.0)
+            late = sentence_late(view, cid, question, weights)
+            for i, ((s, e), (own, window)) in enumerate(zip(chunk.sentences, late, strict=True)):
+                terms = view.span_terms(chunk.source, s, e)
+                found.append(
+                    Candidate(cid, i, s, e, rank, own, window, scored.score, passage_late, terms)
+                )
+    return found
 
 
-def novelty(question: Question, terms: frozenset[str]) -> float:
-    """Share of the sentence's terms the question does not already contain: an answer
-    adds something to the question rather than repeating it."""
-    return len(terms - set(question.terms)) / len(terms) if terms else 0.0
+def best_candidate(
+    view: IndexView,
+    question: Question,
+    hits: list[Hit],
+    by_id: dict[int, Hit],
+    config: AnswererConfig,
+) -> tuple[Candidate, dict[str, float]] | None:
+    """The highest-scoring candidate and its features (first wins a tie)."""
+    scorer = make_scorer(config)
+    context = Context(view, question, config)
+    best = None
+    for c in candidates(view, question, hits, by_id, config):
+        values = features(c, context)
+        score = scorer.score(values)
+        if best is None or score > best[0]:
+            best = (score, c, values)
+    return None if best is None else (best[1], best[2])
 
 
-def evidence(hit: Hit, sentence_late: float) -> float:
-    """How strongly the chosen sentence and its passage match the question, in [0, 1]."""
-    passage = hit.late_context if hit.late_context else hit.dense
-    sentence = sentence_late if sentence_late else passage
-    return 0.5 * sentence + 0.5 * passage
+def widen(
+    view: IndexView, question: Question, c: Candidate, config: AnswererConfig
+) -> speaker.Span:
+    """The span a careful reader would quote for the chosen sentence."""
+    if config.use_speaker and speaker.asks_who(question):
+        return speaker.resolve_speaker(view, question, c.chunk_id, c.sentence)
+    if config.use_quote and speaker.asks_what_said(question):
+        return speaker.extend_quote(view, question, c.chunk_id, c.sentence)
+    return speaker.Span(c.chunk_id, c.sentence, c.sentence)
 
 
 def extract_answer(
@@ -93,47 +112,28 @@ def extract_answer(
     by_id: dict[int, Hit],
     config: AnswererConfig,
 ) -> Answer:
-    """The best sentence of the top passages, with its offsets, or a null answer."""
-    if not hits:
-        return Answer(None, None, None, None, 0.0, 0.0)
-    weights = query_weights(index, question)
-    best: tuple[float, int, int, int, float] | None = None  # score, chunk, start, end, late
-    for rank, hit in enumerate(hits[: config.passages]):
-        for cid in [hit.chunk_id, *hit.also_in]:
-            chunk = index.chunks[cid]
-            passage = by_id[cid].score if cid in by_id else hit.score
-            late = _sentence_late(index, cid, question, weights)
-            for (s, e), (own, window) in zip(chunk.sentences, late, strict=True):
-                lexical = 0.0
-                if config.use_lexical:
-                    terms = index.span_terms(chunk.source, s, e)
-                    lexical = coverage(index, question.terms, terms) + novelty(question, terms)
-                typed = float(
-                    config.use_type
-                    and question.expects is not None
-                    and index.span_holds(question.expects, chunk.source, s, e)
-                )
-                if not config.use_window:
-                    window = own
-                score = (
-                    config.w_sentence * own
-                    + config.w_window * window
-                    + config.w_lexical * lexical
-                    + config.w_passage * passage
-                    + config.w_type * typed
-                    - config.rank_penalty * rank
-                )
-                sentence_late = max(own, window)
-                if best is None or score > best[0]:
-                    best = (score, cid, s, e, sentence_late)
-    assert best is not None
-    _, cid, s, e, sentence_late = best
-    strength = evidence(by_id.get(cid) or hits[0], sentence_late)
-    # Map evidence to (0, 1) around the abstention threshold: 0.5 exactly at it.
-    confidence = round(
-        1.0 / (1.0 + math.exp(-config.confidence_slope * (strength - config.min_score))), 4
-    )
-    if strength < config.min_score:
-        return Answer(None, None, None, None, confidence, strength)
-    text = index.documents[index.chunks[cid].source].text[s:e]
-    return Answer(text, cid, s, e, confidence, strength)
+    """The best span of the top passages, with its offsets, or a null answer."""
+    view = IndexView(index)
+    chosen = best_candidate(view, question, hits, by_id, config)
+    if chosen is None:
+        return NO_ANSWER
+    c, values = chosen
+    scorer = make_scorer(config)
+    strength = scorer.evidence(values)
+    confidence = round(scorer.confidence(strength), 4)
+    absent = config.use_absence and values["key_absent"] > 0
+    if strength < scorer.threshold or absent:
+        return Answer(
+            None,
+            None,
+            None,
+            None,
+            min(confidence, 0.4999) if absent else confidence,
+            strength,
+            features=values,
+        )
+    span = widen(view, question, c, config)
+    chunk = view.chunk(span.chunk_id)
+    start, end = chunk.sentences[span.first][0], chunk.sentences[span.last][1]
+    text = view.text(chunk.source)[start:end]
+    return Answer(text, span.chunk_id, start, end, confidence, strength, span.support, values)

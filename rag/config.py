@@ -38,6 +38,10 @@ class EmbedderConfig:
     question_runtime: Literal["onnx", "torch"] = "onnx"
 
 
+# Fused-score weights of the retriever's signals by name (rag/retriever.py, SIGNALS).
+RETRIEVER_WEIGHTS = {"late": 0.4, "late_context": 0.4, "bm25": 0.1, "type": 0.1, "dense": 0.0}
+
+
 @dataclass(frozen=True)
 class RetrieverConfig:
     # "hybrid" (dense + BM25 candidates, fused rerank), "dense" or "bm25" alone.
@@ -49,12 +53,11 @@ class RetrieverConfig:
     # Match the question against each chunk's context too (heading, sentence before);
     # off, the context weight goes to the chunk's own text.
     use_context: bool = True
-    # Weights of the fused score (see rag/retriever.py; chosen by cross-validation).
-    w_late: float = 0.4
-    w_late_context: float = 0.4
-    w_bm25: float = 0.1
-    w_type: float = 0.1
-    w_dense: float = 0.0
+    # Weight of each signal in the fused score, by name (rag/retriever.py, SIGNALS;
+    # chosen by cross-validation on the seeds set). A signal not named weighs 0.
+    weights: dict[str, float] = field(default_factory=lambda: dict(RETRIEVER_WEIGHTS))
+    # Signals switched off by name (weight 0), e.g. ("bm25",); --compare does it.
+    off: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,28 +80,48 @@ class IndexConfig:
     duplicate_cosine_cross_source: float = 0.8
 
 
+# Hand-set sentence weights by feature name (rag/answering/features.py); a feature not
+# named here weighs 0. Chosen by cross-validation on the seeds set (README, Answering).
+HAND_WEIGHTS = {
+    "sentence": 0.5,
+    "window": 0.5,
+    "coverage": 0.2,
+    "novelty": 0.2,
+    "passage": 1.0,
+    "type": 0.2,
+    "rank": -0.03,
+}
+
+
 @dataclass(frozen=True)
 class AnswererConfig:
-    # Below this evidence the answer is null. Calibrated on the seeds question set so that
-    # 95% of answerable questions keep an answer (README, "Abstention").
+    # How the best sentence is chosen and whether to answer (rag/answering/scorer.py):
+    # "learned" (logistic regression trained on SQuAD by scripts/train_answerer.py) or
+    # "hand" (the weighted sum below, with the evidence threshold `min_score`).
+    scorer: Literal["hand", "learned"] = "hand"
+    # Below this evidence the hand-set scorer answers null. Calibrated on the seeds
+    # question set so that 95% of answerable questions keep an answer (README).
     min_score: float = 0.48
+    # Below this probability the learned scorer answers null (README, Abstention).
+    min_probability: float = 0.5
+    # The learned model's file; None is the one shipped in rag/answering/weights.json.
+    model_file: str | None = None
     # How sharply confidence rises around min_score (confidence is 0.5 exactly at it).
     confidence_slope: float = 12.0
     # How many top passages the best sentence is chosen from.
     passages: int = 3
-    # Sentence score weights (rag/answerer.py): late interaction of the sentence alone and
-    # with the sentence before it, term coverage plus novelty, the passage's score, and
-    # the answer type. Chosen by cross-validation on the seeds set (README).
-    w_sentence: float = 0.5
-    w_window: float = 0.5
-    w_lexical: float = 0.2
-    w_passage: float = 1.0
-    w_type: float = 0.2
-    rank_penalty: float = 0.03
+    weights: dict[str, float] = field(default_factory=lambda: dict(HAND_WEIGHTS))
     # Features that can be switched off (scripts/evaluate.py --compare does so).
     use_lexical: bool = True
     use_type: bool = True
     use_window: bool = True
+    # A "who" question answered by a sentence that names nobody takes the sentence
+    # naming the speaker (rag/answering/speaker.py).
+    use_speaker: bool = True
+    # "What did X say" takes the quotation after the lead-in, whole.
+    use_quote: bool = True
+    # Null when the question names something (a name, a number) no chunk holds.
+    use_absence: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,4 +139,13 @@ class PipelineConfig:
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild a config dataclass from `asdict` output, ignoring unknown keys."""
     names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    # JSON has no tuples: a list saved from a tuple field becomes a tuple again, so that
+    # a config read back equals the one saved.
+    tuples = {f.name for f in fields(cls) if isinstance(f.default, tuple)}
+    return cls(
+        **{
+            k: tuple(v) if k in tuples and isinstance(v, list) else v
+            for k, v in data.items()
+            if k in names
+        }
+    )

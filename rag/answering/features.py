@@ -1,0 +1,187 @@
+"""Sentence features: each a named function of one candidate sentence, all of them a
+mapping name -> value that the scorers (rag/answering/scorer.py) weigh by name.
+
+Adding a feature is one function here and one entry in `FEATURES`; the hand-set scorer
+reads its weight from `AnswererConfig.weights` (absent = 0), and the learned scorer
+picks it up when `scripts/train_answerer.py` is run again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.answering.view import IndexView
+from rag.config import AnswererConfig
+from rag.index.late import maxsim
+from rag.question import Question
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of a top passage, with what is known of it before scoring."""
+
+    chunk_id: int
+    sentence: int  # its number within the chunk
+    start: int  # file offsets
+    end: int
+    rank: int  # rank of the passage among the top hits (its folded duplicates share it)
+    own: float  # late interaction with the sentence's own tokens
+    window: float  # ... with the sentence before it too
+    passage: float  # the passage's fused retrieval score
+    passage_late: float  # the passage's late interaction with its context
+    terms: frozenset[str]  # the sentence's BM25 terms
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every feature may read besides the candidate."""
+
+    view: IndexView
+    question: Question
+    config: AnswererConfig
+
+
+Feature = Callable[[Candidate, Context], float]
+
+# A sentence that names its speaker only by a pronoun, or continues the one before.
+_REFERS_BACK = re.compile(
+    r"^\W*(?:he|she|they|it|this|that|these|such|the latter|the former)\b"
+    r"|\b(?:he|she|they)\s+(?:added|said|says|wrote|asked|argued|told|continued|warned)\b",
+    re.I,
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
+
+
+def coverage(view: IndexView, terms: list[str], present: frozenset[str]) -> float:
+    """IDF-weighted share of the question's terms found among a text's terms `present`.
+    A term the corpus never uses gets the highest IDF."""
+    if not terms:
+        return 0.0
+    top = view.top_idf()
+    weights = {t: view.term_idf(t) or top for t in set(terms)}
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+
+
+def novelty(question: Question, terms: frozenset[str]) -> float:
+    """Share of the sentence's terms the question does not already contain: an answer
+    adds something to the question rather than repeating it."""
+    return len(terms - set(question.terms)) / len(terms) if terms else 0.0
+
+
+def sentence_late(
+    view: IndexView, cid: int, question: Question, weights: np.ndarray
+) -> list[tuple[float, float]]:
+    """Late interaction of the question with each sentence's tokens (contextual, from the
+    chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
+    followed by the quote itself, which names nobody."""
+    chunk = view.chunk(cid)
+    tokens, spans = view.token_block(cid)
+    shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
+    scores = []
+    for i, (s, e) in enumerate(chunk.sentences):
+        window_start = chunk.sentences[i - 1][0] if i else s
+        inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
+        window = (spans[:, 0] >= window_start + shift) & (spans[:, 1] <= e + shift)
+        own = maxsim(question.tokens, weights, tokens[inside])
+        scores.append((own, maxsim(question.tokens, weights, tokens[window]) if i else own))
+    return scores
+
+
+def _sentence(c: Candidate, x: Context) -> float:
+    return c.own
+
+
+def _window(c: Candidate, x: Context) -> float:
+    return c.window if x.config.use_window else c.own
+
+
+def _coverage(c: Candidate, x: Context) -> float:
+    return coverage(x.view, x.question.terms, c.terms) if x.config.use_lexical else 0.0
+
+
+def _novelty(c: Candidate, x: Context) -> float:
+    return novelty(x.question, c.terms) if x.config.use_lexical else 0.0
+
+
+def _passage(c: Candidate, x: Context) -> float:
+    return c.passage
+
+
+def _passage_late(c: Candidate, x: Context) -> float:
+    return c.passage_late
+
+
+def _typed(c: Candidate, x: Context) -> float:
+    expects = x.question.expects
+    if not x.config.use_type or expects is None:
+        return 0.0
+    source = x.view.chunk(c.chunk_id).source
+    return float(x.view.span_holds(expects, source, c.start, c.end))
+
+
+def _rank(c: Candidate, x: Context) -> float:
+    return float(c.rank)
+
+
+def _evidence(c: Candidate, x: Context) -> float:
+    """How strongly the sentence and its passage match the question, in [0, 1]: the
+    hand-set scorer abstains below `min_score` of it."""
+    sentence = max(c.own, c.window) or c.passage_late
+    return 0.5 * sentence + 0.5 * c.passage_late
+
+
+def _position(c: Candidate, x: Context) -> float:
+    """1 for a passage's first sentence, 1/2 for the second...: leads state the facts."""
+    return 1.0 / (1 + c.sentence)
+
+
+def _entity(c: Candidate, x: Context) -> float:
+    """Share of the question's capitalised words (names) whose terms the sentence holds,
+    1 when the question names nothing."""
+    names = x.question.names
+    if not names:
+        return 1.0
+    return sum(1 for t in names if t in c.terms) / len(names)
+
+
+def _refers_back(c: Candidate, x: Context) -> float:
+    text = x.view.text(x.view.chunk(c.chunk_id).source)[c.start : c.end]
+    return float(bool(_REFERS_BACK.search(text)))
+
+
+def _key_absent(c: Candidate, x: Context) -> float:
+    """Whether the question names something no chunk of the corpus holds (the same for
+    every candidate of a question: evidence for null)."""
+    return float(bool(x.question.names) and any(x.view.term_idf(t) == 0 for t in x.question.names))
+
+
+FEATURES: dict[str, Feature] = {
+    "sentence": _sentence,
+    "window": _window,
+    "coverage": _coverage,
+    "novelty": _novelty,
+    "passage": _passage,
+    "passage_late": _passage_late,
+    "type": _typed,
+    "rank": _rank,
+    "evidence": _evidence,
+    "position": _position,
+    "entity": _entity,
+    "refers_back": _refers_back,
+    "key_absent": _key_absent,
+}
+
+
+def features(candidate: Candidate, context: Context) -> dict[str, float]:
+    """Every feature of one candidate, by name."""
+    return {name: float(f(candidate, context)) for name, f in FEATURES.items()}
+
+
+def vector(values: dict[str, float], names: tuple[str, ...]) -> np.ndarray:
+    """The features `names`, in that order (what a trained model was fitted on)."""
+    return np.asarray([values[n] for n in names], dtype=np.float64)

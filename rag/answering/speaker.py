@@ -1,0 +1,166 @@
+"""Who said it, and what was said: widen the chosen sentence the way a reader would.
+
+- A "who" question whose best sentence names nobody ("... ,” he added.", a bare quote)
+  is answered with the sentence that names the speaker: the span from that sentence to
+  the quote when both are in one passage, or the naming sentence of the passage before,
+  which then comes first among the citations with the quote's passage right after it.
+- A quotation that runs on ("Nexta TV commented: “This isn’t shock value." + "It’s a
+  blunt political gesture ...”") is kept whole, up to its closing mark, and so is the
+  attribution that follows it ("..., Markov wrote on Telegram").
+- "What did X say?" answered by a lead-in that names X takes in the quotation after it.
+
+The answer stays one verbatim span inside one passage: consecutive sentences of one
+chunk, from the start of the first to the end of the last.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.answering.view import IndexView
+from rag.question import NAME, QUOTE, Question
+from rag.text import tokenize
+
+_VERBS = (
+    r"said|says|added|adds|wrote|writes|told|tells|asked|argued|warned|noted|commented"
+    r"|claimed|stated|insisted|explained|was quoted|is heard saying|predicted"
+)
+_PRONOUN = r"(?:he|she|they|it|we|i|you|the sources?)"
+# A sentence attributed to someone named: "Larijani was quoted as saying", "Nexta TV
+# commented:", "Irina, a mother of two ..., told Al Jazeera", "said Sabeti".
+_NAMED_ATTRIBUTION = re.compile(
+    rf"\b(?!(?:He|She|They|It|We|I|You|The|This|That)\b)[A-Z][\w’'.-]+"
+    rf"(?:\s+[A-Z][\w’'.-]+)*(?:,[^“”\"]{{0,120}}?,)?\s+(?:{_VERBS})\b"
+    rf"|\b(?:{_VERBS})\s+(?!(?:He|She|They|It|The)\b)[A-Z][\w’'.-]+"
+)
+# A sentence that names its speaker only by a pronoun, or is a quote with no speaker.
+_PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
+_OPEN, _CLOSE = "“", "”"
+_WHO = re.compile(r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b", re.I)
+_WHAT_SAID = re.compile(
+    r"\b(?:what|how) (?:did|does|do|has|have)\b.+\b(?:say|said|write|tell|told|warn|ask|add|call|"
+    r"comment|claim|argue|predict|describe)\b",
+    re.I,
+)
+# How far a quote may run on, or the speaker be looked for, in sentences.
+REACH = 2
+
+
+@dataclass(frozen=True)
+class Span:
+    chunk_id: int
+    first: int  # first and last sentence of the chunk, inclusive
+    last: int
+    # The chunk of the quote this span names the speaker of, when that is another
+    # chunk (the passage before): cited right after the answer's own.
+    support: int | None = None
+
+
+def asks_who(question: Question) -> bool:
+    return bool(_WHO.search(question.text))
+
+
+def asks_what_said(question: Question) -> bool:
+    return bool(_WHAT_SAID.search(question.text)) or question.expects is QUOTE
+
+
+def _text(view: IndexView, cid: int, i: int) -> str:
+    chunk = view.chunk(cid)
+    s, e = chunk.sentences[i]
+    return view.text(chunk.source)[s:e]
+
+
+def _open_quotes(text: str) -> int:
+    """Quotation marks opened and not closed in `text` (curly marks; a straight '"'
+    opens when the count so far is even)."""
+    return text.count(_OPEN) - text.count(_CLOSE) + (text.count('"') % 2)
+
+
+def names_speaker(text: str, question: Question) -> bool:
+    """Whether `text` attributes words to someone by name, or names a person the
+    question does not: the reader's "who" is here."""
+    for m in _NAMED_ATTRIBUTION.finditer(text):
+        terms = set(tokenize(m.group(0)))
+        if terms - set(question.terms) - set(tokenize(_VERBS.replace("|", " "))):
+            return True
+    for m in NAME.finditer(text):
+        if not m.group(0).startswith(("The ", "A ", "An ")) and set(tokenize(m.group(0))) - set(
+            question.terms
+        ):
+            return True
+    return False
+
+
+def refers_back(text: str, question: Question) -> bool:
+    """A sentence whose speaker is elsewhere: "..., he added", or a bare quotation."""
+    if _PRONOUN_ATTRIBUTION.search(text):
+        return True
+    return text.lstrip().startswith((_OPEN, '"')) and not _NAMED_ATTRIBUTION.search(text)
+
+
+def quote_end(view: IndexView, cid: int, i: int) -> int:
+    """The last sentence of the quotation sentence `i` opens (itself when closed), within
+    REACH sentences of the chunk."""
+    n = len(view.chunk(cid).sentences)
+    depth = _open_quotes(_text(view, cid, i))
+    j = i
+    while depth > 0 and j + 1 < n and j - i < REACH:
+        j += 1
+        depth += _open_quotes(_text(view, cid, j))
+    return j if depth <= 0 else i
+
+
+def resolve_speaker(view: IndexView, question: Question, cid: int, i: int) -> Span:
+    """For a "who" question answered by sentence `i` of chunk `cid`: the span that names
+    the speaker (see the module docstring), or the sentence itself."""
+    own = _text(view, cid, i)
+    if names_speaker(own, question) and not refers_back(own, question):
+        return Span(cid, i, i)
+    # The quotation runs on and its attribution follows ("...,” Markov wrote).
+    end = quote_end(view, cid, i)
+    if end > i and names_speaker(_text(view, cid, end), question):
+        return Span(cid, i, end)
+    # The speaker is named earlier in this passage ...
+    for j in range(i - 1, -1, -1):
+        if names_speaker(_text(view, cid, j), question):
+            return Span(cid, j, max(i, end))
+    # ... or in the passage before, which this passage's quote continues.
+    prev = view.previous_chunk(cid)
+    if prev is not None:
+        n = len(view.chunk(prev).sentences)
+        for j in range(n - 1, max(-1, n - 1 - REACH), -1):
+            text = _text(view, prev, j)
+            if _NAMED_ATTRIBUTION.search(text) and names_speaker(text, question):
+                return Span(prev, j, j, support=cid)
+    return Span(cid, i, i)
+
+
+def quote_start(view: IndexView, cid: int, i: int) -> int:
+    """The first sentence of the quotation sentence `i` closes (itself when it closes
+    none), within REACH sentences of the chunk."""
+    depth = _open_quotes(_text(view, cid, i))
+    j = i
+    while depth < 0 and j > 0 and i - j < REACH:
+        j -= 1
+        depth += _open_quotes(_text(view, cid, j))
+    return j if depth >= 0 else i
+
+
+def extend_quote(view: IndexView, question: Question, cid: int, i: int) -> Span:
+    """For "what did X say": the chosen sentence through the end of the quotation it
+    opens or introduces, and back to the start of one it closes, within the chunk."""
+    n = len(view.chunk(cid).sentences)
+    own = _text(view, cid, i)
+    first = quote_start(view, cid, i)
+    if _open_quotes(own) > 0:
+        return Span(cid, first, quote_end(view, cid, i))
+    if i + 1 < n:
+        after = _text(view, cid, i + 1)
+        attributed = bool(_NAMED_ATTRIBUTION.search(own) or _PRONOUN_ATTRIBUTION.search(own))
+        introduces = own.rstrip().endswith(":") or (_OPEN not in own and '"' not in own)
+        if (_OPEN in after or after.lstrip().startswith('"')) and introduces:
+            return Span(cid, first, quote_end(view, cid, i + 1))
+        if after.lstrip().startswith(_OPEN) and attributed:
+            return Span(cid, first, quote_end(view, cid, i + 1))
+    return Span(cid, first, i)
