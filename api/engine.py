@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -57,6 +58,8 @@ class _Job:
     question: str
     top_k: int
     future: asyncio.Future[Result]
+    # Files the search is restricted to (checked names), or None for all.
+    sources: frozenset[str] | None = None
     # perf_counter() when queued and when its batch was taken; seconds of its batch's
     # forward pass and of its own ranking (set by the worker threads before delivery).
     queued: float = 0.0
@@ -154,13 +157,17 @@ class Engine:
         self._rank_executor.shutdown(wait=False, cancel_futures=True)
         self._reload_executor.shutdown(wait=False, cancel_futures=True)
 
-    async def ask(self, question: str, top_k: int) -> Result:
+    async def ask(
+        self, question: str, top_k: int, sources: Collection[str] | None = None
+    ) -> Result:
         # The one check of a question (rag.request), with this server's length limit.
         question = check_question(question, top_k, self.settings.max_question_chars)
-        self.qa  # noqa: B018 - raises the 503 at once when there is no index yet
+        # Unknown source names fail now (422), not after queueing; raises the 503 at once
+        # when there is no index yet. The ranking checks again against the index it uses.
+        allowed = self.qa.index.check_sources(sources)
         assert self._queue is not None, "Engine.start() was not awaited"
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        job = _Job(question, top_k, future, queued=time.perf_counter())
+        job = _Job(question, top_k, future, allowed, queued=time.perf_counter())
         try:
             self._queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -395,7 +402,7 @@ def _rank_batch(
             continue
         own = time.perf_counter()
         try:
-            outcomes.append(qa.answer(job.question, e, job.top_k, next(sims)))
+            outcomes.append(qa.answer(job.question, e, job.top_k, next(sims), job.sources))
         except Exception as exc:  # logged by the API with its request
             outcomes.append(exc)
         job.rank_s = shared + time.perf_counter() - own

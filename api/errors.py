@@ -46,7 +46,7 @@ def _field_message(loc: str, err: dict) -> str:
     if kind == "missing":
         return f"{loc} is required"
     if kind == "extra_forbidden":
-        return f"unknown field {loc!r}; only 'question' and 'top_k' are accepted"
+        return f"unknown field {loc!r}; only 'question', 'top_k' and 'sources' are accepted"
     message = f"{loc}: {err.get('msg', 'invalid').removeprefix('Value error, ')}"
     given = err.get("input")
     if "input" in err and not isinstance(given, dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 
@@ -40,7 +42,8 @@ _ASK_ERRORS = {
     422: {
         "model": ErrorResponse,
         "description": "Missing, empty or too long question; top_k out of range or not an "
-        "integer; unknown field; body not a JSON object.",
+        "integer; a name in sources that is not an indexed file (the message names it); "
+        "unknown field; body not a JSON object.",
     },
     503: {"model": ErrorResponse, "description": "Overloaded (retry) or index unavailable."},
 }
@@ -51,15 +54,17 @@ async def health(engine: EngineDep) -> Health:
     manifest = engine.qa.index.manifest
     return Health(
         status="ok",
-        model=manifest["model"]["name"],
-        dimension=manifest["model"]["dimension"],
-        built_at=manifest["built_at"],
-        build_id=manifest["build_id"],
-        counts=manifest["counts"],
-        dense_index=manifest["dense"]["kind"],
+        model=manifest.model.name,
+        dimension=manifest.model.dimension,
+        built_at=manifest.built_at,
+        build_id=manifest.build_id,
+        counts=asdict(manifest.counts),
+        backend=manifest.backend.kind,
+        # The local backend's FAISS kind; a server backend runs its own dense index.
+        dense_index=str(manifest.backend.settings.get("dense", manifest.backend.kind)),
         runtimes={
             # The index's documents were embedded when it was built, maybe elsewhere.
-            "documents": manifest["model"].get("runtime", "unknown"),
+            "documents": manifest.model.runtime,
             "questions": engine.qa.embedder.describe()["questions"],
         },
     )
@@ -73,7 +78,7 @@ async def health(engine: EngineDep) -> Health:
 )
 async def ask(body: AskRequest, engine: EngineDep) -> JSONResponse:
     """Answer a question with verbatim text from the articles and exact citations."""
-    result = await engine.ask(body.question, body.top_k)
+    result = await engine.ask(body.question, body.top_k, body.sources)
     # AskResponse is the library's `Result`: returning its dict directly skips a second
     # validation of every citation on the hot path.
     return JSONResponse(result.to_dict())

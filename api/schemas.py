@@ -40,6 +40,14 @@ class AskRequest(BaseModel):
         le=TOP_K_MAX,
         description="How many passages to cite (a JSON integer).",
     )
+    sources: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Search only these files (names as GET /sources lists them); the "
+        "answer and every citation come from them. An unknown name is rejected (422) "
+        "with the name. Omitted or null: every file.",
+        examples=[["002_3474f9fe90996d73.txt"]],
+    )
 
 
 # The response of POST /ask is the library's own result type, defined once in rag/result.py.
@@ -53,6 +61,7 @@ class Health(BaseModel):
     built_at: str
     build_id: str
     counts: dict[str, int]
+    backend: str = Field(description="Search backend the chunks live in: local or qdrant.")
     dense_index: str
     # What runs the model: {"documents": "torch ... bfloat16", "questions": "onnxruntime ..."}
     runtimes: dict[str, str]

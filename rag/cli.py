@@ -23,15 +23,19 @@ DEFAULT_INDEX = Path("index")
 
 
 def _index(args: argparse.Namespace) -> int:
+    from rag.config import IndexConfig, PipelineConfig
     from rag.index import build_index, stale_reason
+    from rag.index.backend import backend_class
 
+    backend_class(args.backend)  # an unknown name fails now, naming the valid choices
+    config = PipelineConfig(index=IndexConfig(backend=args.backend))
     if args.if_stale:
-        reason = stale_reason(args.out, args.corpus)
+        reason = stale_reason(args.out, args.corpus, config)
         if reason is None:
             print(f"index at {args.out} is up to date with {args.corpus}")
             return 0
         print(f"building index: {reason}")
-    report = build_index(args.corpus, args.out, use_cache=not args.no_cache)
+    report = build_index(args.corpus, args.out, config, use_cache=not args.no_cache)
     if report.unchanged:
         print(
             f"index at {args.out} is up to date with {args.corpus} ({report.documents} "
@@ -50,7 +54,7 @@ def _index(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     from rag.pipeline import QA
 
-    result = QA.load(args.index).ask(args.question, args.top_k)
+    result = QA.load(args.index).ask(args.question, args.top_k, args.sources)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -86,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_INDEX, help="index folder (default: index)")
     p.add_argument("--if-stale", action="store_true", help="build only if missing or out of date")
     p.add_argument(
+        "--backend",
+        default="local",
+        help="search backend the chunks are stored in: local (default) or qdrant",
+    )
+    p.add_argument(
         "--no-cache", action="store_true", help="re-embed everything, ignoring the previous index"
     )
     p.set_defaults(func=_index)
@@ -95,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=Path, default=DEFAULT_INDEX)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print the API's JSON response")
+    p.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        metavar="NAME",
+        help="search only this indexed file (repeatable; names as GET /sources lists them)",
+    )
     p.set_defaults(func=_ask)
 
     for command in entry_points(group=COMMANDS_GROUP):

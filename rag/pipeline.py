@@ -5,16 +5,15 @@ Entry point: `QA.load(index_dir).ask(question, top_k)`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from rag.answerer import Answer, extract_answer
 from rag.config import PipelineConfig, RetrieverConfig
 from rag.embedder import Embedder, EncodedQuestion
 from rag.index import Index, load_index
-from rag.index.late import similarities
 from rag.question import analyse
 from rag.request import TOP_K_DEFAULT, check_question
 from rag.result import AnswerSource, Citation, Result, SourceRef
@@ -25,9 +24,9 @@ class QA:
     """An index and the embedder it was built with, ready to answer."""
 
     def __init__(self, index: Index, embedder: Embedder) -> None:
-        if embedder.name != index.manifest["model"]["name"]:
+        if embedder.name != index.manifest.model.name:
             raise ValueError(
-                f"index built with {index.manifest['model']['name']}, embedder is {embedder.name}"
+                f"index built with {index.manifest.model.name}, embedder is {embedder.name}"
             )
         self.index = index
         self.embedder = embedder
@@ -40,41 +39,58 @@ class QA:
         index = load_index(Path(path), config)
         return cls(index, embedder or Embedder(index.config.embedder))
 
-    def ask(self, question: str, top_k: int = TOP_K_DEFAULT) -> Result:
-        return self.ask_batch([question], top_k)[0]
+    def ask(
+        self, question: str, top_k: int = TOP_K_DEFAULT, sources: Collection[str] | None = None
+    ) -> Result:
+        """Answer `question`; `sources` (file names from the index) restricts the search
+        to those files, and an unknown name raises UnknownSourceError."""
+        return self.ask_batch([question], top_k, sources)[0]
 
-    def ask_batch(self, questions: list[str], top_k: int = TOP_K_DEFAULT) -> list[Result]:
+    def ask_batch(
+        self,
+        questions: list[str],
+        top_k: int = TOP_K_DEFAULT,
+        sources: Collection[str] | None = None,
+    ) -> list[Result]:
         """Answer several questions with one forward pass of the model."""
         cleaned = [check_question(q, top_k) for q in questions]
+        allowed = self.index.check_sources(sources)
         encoded = self.encode(cleaned)
         sims = self.similarities(encoded)
-        return [self.answer(q, e, top_k, s) for q, e, s in zip(cleaned, encoded, sims, strict=True)]
+        return [
+            self.answer(q, e, top_k, s, allowed)
+            for q, e, s in zip(cleaned, encoded, sims, strict=True)
+        ]
 
     def encode(self, questions: list[str]) -> list[EncodedQuestion]:
         """The model's part of answering: one forward pass for all `questions`."""
         return self.embedder.encode_questions(questions)
 
-    def similarities(self, encoded: list[EncodedQuestion]) -> list[np.ndarray | None]:
-        """The questions' token cosines with the whole index, one product for a batch
-        (`answer` computes them itself when not given)."""
-        return similarities([e.tokens for e in encoded], self.index.tokens)
+    def similarities(self, encoded: list[EncodedQuestion]) -> list[Any]:
+        """What the backend prepares once for a batch of questions (the local backend:
+        their token cosines with its whole in-memory token store, one product); handed
+        to `answer` as `token_sims`, which works without it too."""
+        return self.index.backend.prepare([e.tokens for e in encoded])
 
     def answer(
         self,
         question: str,
         encoded: EncodedQuestion,
         top_k: int = TOP_K_DEFAULT,
-        token_sims: np.ndarray | None = None,
+        token_sims: Any = None,
+        sources: Collection[str] | None = None,
     ) -> Result:
-        """Retrieve, fold, extract: everything after the question's forward pass."""
+        """Retrieve, fold, extract: everything after the question's forward pass.
+        `sources`: only these files are searched (checked by `Index.check_sources`)."""
         index = self.index
         analysed = analyse(question, encoded, token_sims)
-        hits, by_id = retrieve(index, analysed, top_k, self.config.retriever)
+        allowed = index.check_sources(sources)
+        hits, by_id = retrieve(index, analysed, top_k, self.config.retriever, allowed)
         answer = extract_answer(index, analysed, hits, by_id, self.config.answerer)
         hits = _answer_first(hits, answer, by_id)
         answer_source = None
         if answer.chunk_id is not None:
-            chunk = index.chunks[answer.chunk_id]
+            chunk = index.chunk(answer.chunk_id)
             answer_source = AnswerSource(chunk.source, chunk.paragraph, answer.start, answer.end)
         return Result(
             question=question,
@@ -90,17 +106,20 @@ class QA:
         k: int,
         config: RetrieverConfig | None = None,
         encoded: EncodedQuestion | None = None,
+        sources: Collection[str] | None = None,
     ) -> tuple[list[Hit], dict[int, Hit]]:
         """The retrieval step alone, for evaluation and benchmarks: the top `k` hits
         (near-duplicates folded) and every scored candidate by chunk id. `k` is not capped
         as `ask`'s `top_k` is (BEIR figures need 100), and `config` replaces the index's
         retriever settings when given. `encoded`: the question's forward pass, if done."""
         encoded = encoded if encoded is not None else self.encode([question])[0]
-        return retrieve(self.index, analyse(question, encoded), k, config or self.config.retriever)
+        allowed = self.index.check_sources(sources)
+        analysed = analyse(question, encoded)
+        return retrieve(self.index, analysed, k, config or self.config.retriever, allowed)
 
     def _citation(self, hit: Hit) -> Citation:
-        chunk = self.index.chunks[hit.chunk_id]
-        also = [self.index.chunks[i] for i in hit.also_in]
+        chunk = self.index.chunk(hit.chunk_id)
+        also = [r.chunk for r in self.index.records(hit.also_in)]
         return Citation(
             source=chunk.source,
             paragraph=chunk.paragraph,
@@ -136,5 +155,5 @@ def _lead(hits: list[Hit], cid: int, by_id: dict[int, Hit]) -> list[Hit]:
                 base, chunk_id=cid, also_in=[hit.chunk_id, *(j for j in hit.also_in if j != cid)]
             )
             return [lead, *hits[:i], *hits[i + 1 :]]
-    base = by_id.get(cid) or Hit(cid, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    base = by_id.get(cid) or Hit(cid, 0.0)
     return [replace(base, also_in=[]), *hits]

@@ -1,27 +1,37 @@
 """Retriever: dense and BM25 candidates, reranked into one ranking, duplicates folded.
 
-Entry point: `retrieve(index, question, k, config)`.
+Entry point: `retrieve(index, question, k, config, sources=None)`.
 
-1. Candidates: the `candidates` best chunks by pooled cosine (FAISS) and by BM25.
-2. Each candidate gets a fused score, a weighted sum of signals in [0, 1]:
-   - late interaction (MaxSim of the question's word pieces against the chunk's own
-     tokens, and against its tokens with the context: heading, sentence before);
-   - BM25 divided by the best BM25 for this question (scale-free);
-   - whether the chunk holds what the question asks for (a date for "when"...);
-   - the pooled cosine.
+1. Candidates: the `candidates` best chunks by pooled cosine and by BM25, from the
+   search backend (rag/index/backend.py), restricted to `sources` when given.
+2. Each candidate gets named signals, each in [0, 1] (`SIGNALS`), and a fused score,
+   the sum of signal * weight with the weights taken by name from
+   `RetrieverConfig.weights`:
+   - "late": late interaction (MaxSim) of the question's word pieces against the
+     chunk's own tokens; "late_context": against its tokens with the context
+     (heading, sentence before);
+   - "bm25": BM25 divided by the best BM25 among the candidates (scale-free; the best
+     BM25 chunk is always a candidate);
+   - "type": whether the chunk holds what the question asks for (a date for "when"...);
+   - "dense": the pooled cosine.
    The weights were chosen on the seeds question set by cross-validation (README).
 3. Near-duplicates of a better hit are folded into its `also_in`.
+
+Adding a signal: a function `(Candidates) -> array of values` in `SIGNALS` and a weight
+of the same name in `RetrieverConfig.weights`. `RetrieverConfig.off` switches signals
+off by name (`scripts/evaluate.py --compare` does, one at a time).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from rag.config import RetrieverConfig
-from rag.index import Index
-from rag.index.late import maxsim_many
+from rag.index import ChunkRecord, Index
 from rag.question import Question
 
 MODES = ("hybrid", "dense", "bm25")
@@ -31,77 +41,127 @@ MODES = ("hybrid", "dense", "bm25")
 class Hit:
     chunk_id: int
     score: float
-    dense: float
-    late: float
-    late_context: float
-    bm25: float
-    typed: float
+    # Signal name -> value in [0, 1] (SIGNALS), as they entered the fused score.
+    signals: dict[str, float] = field(default_factory=dict)
     also_in: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Candidates:
+    """The candidate chunks of one question, with what several signals share."""
+
+    index: Index
+    question: Question
+    config: RetrieverConfig
+    records: list[ChunkRecord]
+
+    @cached_property
+    def late_pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """MaxSim against each chunk's own tokens and against them with its context."""
+        if not self.config.late_interaction or self.config.mode != "hybrid":
+            zeros = np.zeros(len(self.records), dtype=np.float32)
+            return zeros, zeros
+        weights = query_weights(self.index, self.question)
+        own, full = self.index.backend.late_interaction(
+            self.question.tokens, weights, self.records, self.question.token_sims
+        )
+        return own, (full if self.config.use_context else own)
+
+
+def _dense(c: Candidates) -> np.ndarray:
+    if not c.records:
+        return np.zeros(0)
+    return np.stack([r.vector for r in c.records]) @ c.question.vector
+
+
+def _bm25(c: Candidates) -> np.ndarray:
+    raw = c.index.backend.lexical_scores(c.question.terms, [r.id for r in c.records])
+    best = float(raw.max()) if len(raw) else 0.0
+    return np.asarray([float(s) / best if best > 0 else 0.0 for s in raw])
+
+
+def _type(c: Candidates) -> np.ndarray:
+    expects = c.question.expects
+    return np.asarray(
+        [
+            float(
+                expects is not None
+                and c.index.span_holds(expects, r.chunk.source, r.chunk.start, r.chunk.end)
+            )
+            for r in c.records
+        ]
+    )
+
+
+# Name -> function giving each candidate's value, in the order the fused score adds them.
+SIGNALS: dict[str, Callable[[Candidates], np.ndarray]] = {
+    "late": lambda c: c.late_pair[0],
+    "late_context": lambda c: c.late_pair[1],
+    "bm25": _bm25,
+    "type": _type,
+    "dense": _dense,
+}
+
+
+def fused_weights(config: RetrieverConfig) -> dict[str, float]:
+    """The weight of each signal in the fused score, by name, in the order they are
+    added. "dense" and "bm25" modes rank by that signal alone; hybrid without late
+    interaction gives the late-interaction weights to the pooled cosine."""
+    if config.mode not in MODES:
+        raise ValueError(f"unknown retriever mode {config.mode!r}; valid choices: {list(MODES)}")
+    unknown = sorted((set(config.weights) | set(config.off)) - set(SIGNALS))
+    if unknown:
+        raise ValueError(f"unknown retriever signals {unknown}; valid choices: {list(SIGNALS)}")
+    if config.mode != "hybrid":
+        return {config.mode: 1.0}
+    weights = {name: config.weights.get(name, 0.0) for name in SIGNALS}
+    if not config.late_interaction:
+        pooled = weights["late"] + weights["late_context"] + weights["dense"]
+        rest = {n: w for n, w in weights.items() if n not in ("late", "late_context", "dense")}
+        weights = {"dense": pooled, **rest}
+    return {n: (0.0 if n in config.off else w) for n, w in weights.items()}
 
 
 def query_weights(index: Index, question: Question) -> np.ndarray:
     """IDF of the question's word pieces over the chunks: rare words weigh most."""
-    return index.tokens.idf(question.token_ids)
+    return index.stats.piece_idf(question.token_ids)
 
 
 def _candidates(
-    index: Index, question: Question, bm25: np.ndarray, config: RetrieverConfig
-) -> list[int]:
-    n = len(index.chunks)
-    k = min(config.candidates, n)
+    index: Index, question: Question, config: RetrieverConfig, sources: Collection[str] | None
+) -> list[ChunkRecord]:
+    """The union of the dense and lexical candidates, in corpus order."""
+    backend = index.backend
+    k = min(config.candidates, backend.count())
     found: set[int] = set()
-    if config.mode != "bm25":
-        _, ids = index.dense.search(question.vector[None, :], k)
-        found.update(int(i) for i in ids[0] if i >= 0)
-    if config.mode != "dense" and n:
-        top = np.argpartition(-bm25, k - 1)[:k] if k < n else np.arange(n)
-        found.update(int(i) for i in top if bm25[i] > 0)
-    return sorted(found)
+    if k and config.mode != "bm25":
+        found.update(cid for cid, _ in backend.dense_search(question.vector, k, sources))
+    if k and config.mode != "dense":
+        found.update(cid for cid, _ in backend.lexical_search(question.terms, k, sources))
+    records = index.records(list(found))
+    return sorted(records, key=lambda r: (r.chunk.source, r.chunk.start, r.chunk.end))
 
 
-def score_candidates(index: Index, question: Question, config: RetrieverConfig) -> list[Hit]:
-    """Every candidate chunk with its fused score, best first, duplicates not folded."""
-    if config.mode not in MODES:
-        raise ValueError(f"unknown retriever mode {config.mode!r}; valid choices: {list(MODES)}")
-    bm25 = index.sparse.scores(question.terms)
-    best_bm25 = float(bm25.max()) if len(bm25) else 0.0
-    weights = query_weights(index, question)
-    ids = _candidates(index, question, bm25, config)
-    late = late_context = np.zeros(len(ids), dtype=np.float32)
-    if config.late_interaction and config.mode == "hybrid":
-        own_from = np.asarray([index.chunks[c].text_offset for c in ids], dtype=np.int64)
-        late, late_context = maxsim_many(
-            question.tokens, weights, index.tokens, ids, own_from, question.token_sims
-        )
-        if not config.use_context:
-            late_context = late
-    dense_all = index.chunk_vectors[ids] @ question.vector if ids else np.zeros(0)
+def score_candidates(
+    index: Index,
+    question: Question,
+    config: RetrieverConfig,
+    sources: Collection[str] | None = None,
+) -> list[Hit]:
+    """Every candidate chunk with its signals and fused score, best first (a tie goes to
+    the chunk earlier in the corpus), duplicates not folded."""
+    weights = fused_weights(config)
+    c = Candidates(index, question, config, _candidates(index, question, config, sources))
+    values = {name: signal(c) for name, signal in SIGNALS.items()}
     hits = []
-    for i, cid in enumerate(ids):
-        chunk = index.chunks[cid]
-        dense = float(dense_all[i])
-        bm = float(bm25[cid]) / best_bm25 if best_bm25 > 0 else 0.0
-        typed = float(
-            question.expects is not None
-            and index.span_holds(question.expects, chunk.source, chunk.start, chunk.end)
-        )
-        if config.mode == "dense":
-            score = dense
-        elif config.mode == "bm25":
-            score = bm
-        elif config.late_interaction:
-            score = (
-                config.w_late * float(late[i])
-                + config.w_late_context * float(late_context[i])
-                + config.w_bm25 * bm
-                + config.w_type * typed
-                + config.w_dense * dense
-            )
-        else:  # hybrid on pooled vectors only: the late-interaction weight goes to them
-            w_pooled = config.w_late + config.w_late_context + config.w_dense
-            score = w_pooled * dense + config.w_bm25 * bm + config.w_type * typed
-        hits.append(Hit(cid, score, dense, float(late[i]), float(late_context[i]), bm, typed))
-    hits.sort(key=lambda h: (-h.score, h.chunk_id))
+    for i, record in enumerate(c.records):
+        signals = {name: float(v[i]) for name, v in values.items()}
+        score = 0.0
+        for name, weight in weights.items():
+            score += weight * signals[name]
+        hits.append(Hit(record.id, score, signals))
+    order = {r.id: i for i, r in enumerate(c.records)}
+    hits.sort(key=lambda h: (-h.score, order[h.chunk_id]))
     return hits
 
 
@@ -110,20 +170,26 @@ def fold_duplicates(index: Index, hits: list[Hit], k: int) -> list[Hit]:
     until `k` hits are kept."""
     kept: list[Hit] = []
     folded: set[int] = set()
+    records = {r.id: r for r in index.records([h.chunk_id for h in hits])}
     for hit in hits:
         if hit.chunk_id in folded:
             continue
         if len(kept) == k:
             break
-        hit.also_in = list(index.duplicates[hit.chunk_id])
+        hit.also_in = list(records[hit.chunk_id].duplicates)
         folded.update(hit.also_in)
         kept.append(hit)
     return kept
 
 
 def retrieve(
-    index: Index, question: Question, k: int, config: RetrieverConfig
+    index: Index,
+    question: Question,
+    k: int,
+    config: RetrieverConfig,
+    sources: Collection[str] | None = None,
 ) -> tuple[list[Hit], dict[int, Hit]]:
-    """Top `k` folded hits, and every scored candidate by chunk id."""
-    scored = score_candidates(index, question, config)
+    """Top `k` folded hits, and every scored candidate by chunk id. `sources` restricts
+    the search to those files (checked by `Index.check_sources`)."""
+    scored = score_candidates(index, question, config, sources)
     return fold_duplicates(index, scored, k), {h.chunk_id: h for h in scored}

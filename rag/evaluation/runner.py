@@ -378,7 +378,7 @@ def rank_documents(
     its best chunk (MaxP)."""
     best: dict[str, float] = {}
     for cid, hit in scored_chunks(qa, question, k, config).items():
-        chunk = qa.index.chunks[cid]
+        chunk = qa.index.chunk(cid)
         doc = doc_of.get((chunk.source, chunk.paragraph))
         if doc is not None and hit.score > best.get(doc, -np.inf):
             best[doc] = hit.score

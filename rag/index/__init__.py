@@ -1,23 +1,19 @@
-"""Index stage: dense (FAISS) and sparse (BM25) indexes plus chunk records, on disk."""
+"""Index stage: chunks stored in a search backend behind one contract (backend.py), built
+by build.py, opened by store.py, described by manifest.py."""
 
-from rag.index.dense import DenseIndex
-from rag.index.sparse import SparseIndex
-from rag.index.store import (
-    BuildReport,
-    Index,
-    build_index,
-    load_index,
-    read_manifest,
-    stale_reason,
-)
+from rag.index.backend import ChunkRecord, SearchBackend, chunk_id
+from rag.index.build import BuildReport, build_index, stale_reason
+from rag.index.manifest import Manifest
+from rag.index.store import Index, load_index
 
 __all__ = [
     "BuildReport",
-    "DenseIndex",
+    "ChunkRecord",
     "Index",
-    "SparseIndex",
+    "Manifest",
+    "SearchBackend",
     "build_index",
+    "chunk_id",
     "load_index",
-    "read_manifest",
     "stale_reason",
 ]

@@ -17,7 +17,7 @@ a backend.
 
 Writing. A build never writes into the index that is serving. It creates a staging
 backend (`create`), `add`s records in batches as they are embedded (a writer must not
-need the whole corpus in memory), `link_duplicates` once all are in, `flush`es, and
+need the whole corpus in memory), `link`s duplicates and neighbours once all are in, `flush`es, and
 then the build writes the manifest and calls `publish` right before the index folder is
 swapped into place (rag/index/store.py); `retire` removes what the previous build left
 behind, `discard` what a failed build wrote.
@@ -45,7 +45,7 @@ from rag.config import IndexConfig
 from rag.errors import RagError
 
 if TYPE_CHECKING:
-    from rag.index.late import TokenBlock
+    from rag.embedder import TokenBlock
     from rag.index.manifest import Manifest
 
 # kind -> "module:Class", imported on first use so that a backend's client library
@@ -84,6 +84,9 @@ class ChunkRecord:
     token_spans: np.ndarray | None = None  # (n, 2) int32 spans in chunk.embedded
     # Ids of the chunks that say the same thing, in corpus order (rag/index/duplicates.py).
     duplicates: tuple[int, ...] = ()
+    # Id of the chunk just before this one in its file (None for a file's first chunk):
+    # the answerer looks there for who is speaking.
+    previous: int | None = None
 
     @classmethod
     def from_block(cls, chunk: Chunk, block: TokenBlock, key: str) -> ChunkRecord:
@@ -99,6 +102,15 @@ class ChunkRecord:
 
     def without_tokens(self) -> ChunkRecord:
         return replace(self, tokens=None, token_ids=None, token_spans=None)
+
+
+@dataclass(frozen=True)
+class ChunkLinks:
+    """Facts about a chunk that need the whole corpus, set by the build once every
+    chunk is added (SearchBackend.link)."""
+
+    duplicates: tuple[int, ...] = ()
+    previous: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,7 @@ class StatsCounter:
     terms: dict[str, int] = field(default_factory=dict)
 
     def add(self, records: Iterable[ChunkRecord], sign: int = 1) -> None:
-        from rag.index.sparse import tokenize
+        from rag.text import tokenize
 
         for record in records:
             self.chunks += sign
@@ -163,10 +175,11 @@ class SearchBackend(ABC):
     """Chunks stored under stable ids, searched densely and lexically, fetched by id.
 
     Scores: `dense_search` returns cosines (inner products of normalised vectors);
-    `lexical_search` and `lexical_scores` return raw BM25 (bm25s / Lucene variant, k1
-    1.5, b 0.75, over `rag.index.sparse.tokenize` terms of `chunk.embedded`). Both
-    searches return at most `k` (id, score) pairs, best first, and only chunks whose
-    source is in `sources` when it is given; lexical results have a score > 0.
+    `lexical_search` and `lexical_scores` return raw BM25, bm25s's default Lucene
+    variant, idf * tf / (tf + k1 (1 - b + b dl / avgdl)) with k1 1.5 and b 0.75, over
+    the `rag.text.tokenize` terms of `chunk.embedded`. Both searches return at most `k`
+    (id, score) pairs, best first, only chunks whose source is in `sources` when it is
+    given; lexical results have a score > 0. Reads see what was flushed.
     """
 
     kind: ClassVar[str]
@@ -196,6 +209,11 @@ class SearchBackend(ABC):
         dense index kind). JSON-serialisable."""
         return {}
 
+    def files(self) -> list[str]:
+        """Files this backend keeps in the index folder, relative to it: the manifest
+        records their sha256 and loading checks them."""
+        return []
+
     def publish(self) -> None:  # noqa: B027 - optional hook
         """Make this build the one readers get (an alias switch). Called after `flush`
         and the manifest, right before the index folder is swapped into place."""
@@ -220,8 +238,9 @@ class SearchBackend(ABC):
         """Remove chunks; unknown ids are ignored."""
 
     @abstractmethod
-    def link_duplicates(self, groups: Mapping[int, Sequence[int]]) -> None:
-        """Record each chunk's near-duplicates (ids in corpus order), once all are added."""
+    def link(self, links: Mapping[int, ChunkLinks]) -> None:
+        """Record each chunk's near-duplicates and previous chunk, once all are added;
+        fetched records carry them (`duplicates`, `previous`)."""
 
     @abstractmethod
     def flush(self) -> None:

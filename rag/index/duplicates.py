@@ -17,22 +17,22 @@ import numpy as np
 
 from rag.chunker import Chunk
 from rag.config import IndexConfig
-from rag.embedder import TokenBlock
+from rag.index.backend import ChunkRecord
 from rag.index.dense import DenseIndex
 from rag.text import tokenize
 
 NEIGHBOURS = 10
 
 
-def text_vectors(chunks: list[Chunk], blocks: list[TokenBlock]) -> np.ndarray:
-    """One vector per chunk from the tokens of its own text, mean-pooled as MiniLM pools
-    and renormalised, leaving out the tokens of its context."""
-    rows = []
-    for chunk, block in zip(chunks, blocks, strict=True):
-        own = block.embeddings[block.spans[:, 0] >= chunk.text_offset]
-        mean = np.asarray(own if len(own) else block.embeddings, dtype=np.float32).mean(axis=0)
-        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-    return np.asarray(rows, dtype=np.float32).reshape(len(chunks), -1)
+def text_vector(record: ChunkRecord) -> np.ndarray:
+    """A vector of the chunk's own text from its tokens, mean-pooled as MiniLM pools and
+    renormalised, leaving out the tokens of its context. Computed as each record is
+    embedded, so the build keeps one vector per chunk, not its tokens."""
+    if record.tokens is None or record.token_spans is None:
+        raise ValueError(f"record {record.id} has no tokens")
+    own = record.tokens[record.token_spans[:, 0] >= record.chunk.text_offset]
+    mean = np.asarray(own if len(own) else record.tokens, dtype=np.float32).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def lexical_overlap(a: set[str], b: set[str]) -> tuple[float, float]:
@@ -44,13 +44,13 @@ def lexical_overlap(a: set[str], b: set[str]) -> tuple[float, float]:
 
 
 def find_duplicates(
-    chunks: list[Chunk], blocks: list[TokenBlock], config: IndexConfig
+    chunks: list[Chunk], vectors: np.ndarray, config: IndexConfig
 ) -> list[list[int]]:
-    """For each chunk, the ids of its near-duplicates. Candidate pairs come from a k-NN
-    search, so the cost grows with the number of chunks, not with its square."""
+    """For each chunk, the positions (in `chunks`) of its near-duplicates, ascending.
+    `vectors` holds each chunk's `text_vector`. Candidate pairs come from a k-NN search,
+    so the cost grows with the number of chunks, not with its square."""
     if not chunks:
         return []
-    vectors = text_vectors(chunks, blocks)
     scores, ids = DenseIndex.build(vectors).search(vectors, NEIGHBOURS)
     terms = [set(tokenize(c.text)) for c in chunks]
     dups: list[set[int]] = [set() for _ in chunks]

@@ -1,0 +1,329 @@
+"""Index build: read -> chunk -> encode -> write through the backend contract -> publish.
+
+Entry point: `build_index(corpus, out, config)`.
+
+    documents = read_corpus(corpus)                          # the driver, always
+    backend = create_backend(staging, dimension, config.index)
+    for batch in executor.run(plan):                         # the executor seam
+        backend.add(batch.records)                           # streamed, batch by batch
+    backend.link(duplicates, previous chunks)                # needs every chunk
+    backend.flush(); manifest.save(staging); backend.publish()
+    swap staging into place at `out`; backend.retire(previous manifest)
+
+The executor seam. An executor turns the plan (documents, configs, embedding cache) into
+batches of embedded chunks: `Executor.run(plan) -> Iterator[EncodedBatch]`, each batch a
+list of `ChunkRecord`s (rag/index/backend.py) and how many of them the model ran on.
+Rules every executor keeps:
+- chunks come from `chunk_documents(documents, config.chunker)` and are yielded in that
+  order (corpus order), so every executor writes the same rows in the same order;
+- a chunk's record is `ChunkRecord.from_block(chunk, block, key)` with
+  `key = text_key(cache_tag, chunk.embedded)`; `encode_chunks` does this, looking each
+  key up in `plan.cache` first and running the model only on the texts it lacks;
+- a batch holds at most `plan.block_size` chunks, so memory depends on the block size,
+  not on the corpus.
+`LocalExecutor` runs `encode_chunks` in this process. A distributed executor runs it in
+workers (each loading the model once) and yields their batches back in corpus order.
+
+Atomicity: everything is written into a staging folder (and, for a server backend, a
+new collection) and published by `renameat2(RENAME_EXCHANGE)` of the folder, so a build
+killed at any point leaves the previous index serving.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from rag.chunker import Chunk, chunk_documents
+from rag.config import PipelineConfig
+from rag.corpus import Document, read_corpus
+from rag.embedder import Embedder, TokenBlock, resolve_precision, text_key
+from rag.errors import RagError
+from rag.index.backend import (
+    ChunkLinks,
+    ChunkRecord,
+    SearchBackend,
+    create_backend,
+    open_backend,
+)
+from rag.index.duplicates import find_duplicates, text_vector
+from rag.index.manifest import BackendInfo, Counts, Manifest, ModelInfo
+from rag.index.store import library_versions, sha256_file, swap_into_place
+from rag.jsonl import write_jsonl
+
+DOCUMENTS = "documents.jsonl"
+# Chunks per batch handed from the executor to the backend. Within a batch the model
+# runs on texts sorted by length (rag.embedder.SORT_WINDOW is the same 4096).
+BLOCK_SIZE = 4096
+
+
+@dataclass
+class BuildReport:
+    documents: int
+    chunks: int
+    sentences: int
+    embedded: int
+    reused: int
+    seconds: float
+    skipped: list[str] = field(default_factory=list)
+    # True when the index on disk already matched corpus, settings and model, and was
+    # kept as it is (same build id, nothing written).
+    unchanged: bool = False
+
+
+class EmbeddingCache:
+    """Encodings of the previous index, looked up by text key: a rebuild re-embeds only
+    texts it has not seen. Empty when there is no readable previous index."""
+
+    def __init__(self, backend: SearchBackend | None = None) -> None:
+        self.backend = backend
+
+    def lookup(self, keys: list[str]) -> dict[str, TokenBlock]:
+        if self.backend is None or not keys:
+            return {}
+        return {
+            key: TokenBlock(r.vector, r.tokens, r.token_ids, r.token_spans)  # type: ignore[arg-type]
+            for key, r in self.backend.lookup_keys(keys).items()
+        }
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+@dataclass
+class BuildPlan:
+    corpus: Path
+    documents: list[Document]
+    config: PipelineConfig
+    cache: EmbeddingCache
+    cache_tag: str  # what an encoding depends on besides its text (model@precision)
+    block_size: int = BLOCK_SIZE
+
+
+@dataclass
+class EncodedBatch:
+    records: list[ChunkRecord]
+    embedded: int  # records the model ran on; the others came from the cache
+
+
+class Executor(Protocol):
+    """Runs the embedding part of a build (see the module docstring)."""
+
+    name: str
+
+    def model_info(self) -> ModelInfo:
+        """The model as the manifest records it (name, dimension, precision, runtime)."""
+        ...
+
+    def run(self, plan: BuildPlan) -> Iterator[EncodedBatch]: ...
+
+    def close(self) -> None: ...
+
+
+def encode_chunks(
+    embedder: Embedder, chunks: list[Chunk], cache: EmbeddingCache, progress: bool | None = None
+) -> EncodedBatch:
+    """Records of `chunks`, running the model only on texts the cache lacks (each
+    distinct text once)."""
+    keys = [text_key(embedder.cache_tag, c.embedded) for c in chunks]
+    found = cache.lookup(sorted(set(keys)))
+    missing = sorted(
+        {k: c.embedded for k, c in zip(keys, chunks, strict=True) if k not in found}.items()
+    )
+    if missing:
+        fresh = embedder.encode_blocks([t for _, t in missing], progress=progress)
+        found.update(zip([k for k, _ in missing], fresh, strict=True))
+    records = [ChunkRecord.from_block(c, found[k], k) for c, k in zip(chunks, keys, strict=True)]
+    return EncodedBatch(records, len(missing))
+
+
+class LocalExecutor:
+    """Chunks and embeds in this process, a block of chunks at a time."""
+
+    name = "local"
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def model_info(self) -> ModelInfo:
+        e = self.embedder
+        return ModelInfo(
+            e.name, e.dimension, e.max_seq_length, e.precision, e.describe()["documents"]
+        )
+
+    def run(self, plan: BuildPlan) -> Iterator[EncodedBatch]:
+        chunks = chunk_documents(plan.documents, plan.config.chunker)
+        for lo in range(0, len(chunks), plan.block_size):
+            yield encode_chunks(self.embedder, chunks[lo : lo + plan.block_size], plan.cache)
+
+    def close(self) -> None:
+        pass
+
+
+def _previous(out: Path) -> tuple[Manifest | None, SearchBackend | None]:
+    """The manifest and backend of the index at `out`, if one can be opened."""
+    try:
+        manifest = Manifest.load(out)
+        return manifest, open_backend(out, manifest, verify=False)
+    except (RagError, OSError, ValueError):
+        try:
+            return Manifest.load(out), None
+        except (RagError, OSError, ValueError):
+            return None, None
+
+
+def _intact(out: Path, manifest: Manifest) -> bool:
+    try:
+        return all(sha256_file(out / name) == digest for name, digest in manifest.files.items())
+    except OSError:
+        return False
+
+
+def build_index(
+    corpus: Path,
+    out: Path,
+    config: PipelineConfig | None = None,
+    *,
+    embedder: Embedder | None = None,
+    executor: Executor | None = None,
+    use_cache: bool = True,
+    backend_settings: Mapping[str, Any] | None = None,
+) -> BuildReport:
+    """Read `corpus`, chunk, embed, store through the backend `config.index.backend`
+    names, and atomically replace the index at `out`."""
+    started = time.perf_counter()
+    config = config or PipelineConfig()
+    corpus, out = Path(corpus), Path(out)
+    docs = read_corpus(corpus)
+    sources = {d.source: d.sha256 for d in docs}
+    precision = resolve_precision(config.embedder.document_precision)
+
+    previous, previous_backend = _previous(out)
+    if (
+        use_cache
+        and previous is not None
+        and previous.stale_reason(sources, config, precision) is None
+        and _intact(out, previous)
+    ):
+        if previous_backend is not None:
+            previous_backend.close()
+        c = previous.counts
+        return BuildReport(
+            c.documents, c.chunks, c.sentences, 0, c.chunks, time.perf_counter() - started,
+            unchanged=True,
+        )  # fmt: skip
+    own_executor = executor is None
+    if executor is None:
+        embedder = embedder or Embedder(config.embedder)
+        executor = LocalExecutor(embedder)
+    model = executor.model_info()
+    if model.name != config.embedder.model:
+        raise ValueError(f"embedder {model.name!r} differs from config {config.embedder.model!r}")
+    cache = EmbeddingCache(previous_backend if use_cache else None)
+    if not use_cache and previous_backend is not None:
+        previous_backend.close()
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    backend: SearchBackend | None = None
+    published = False
+    try:
+        backend = create_backend(tmp, model.dimension, config.index, backend_settings)
+        plan = BuildPlan(corpus, docs, config, cache, f"{model.name}@{model.document_precision}")
+        # What duplicate detection needs, kept per chunk: the vector of its own text.
+        ids: list[int] = []
+        chunks: list[Chunk] = []
+        text_vectors: list[np.ndarray] = []
+        embedded = sentences = tokens = 0
+        for batch in executor.run(plan):
+            backend.add(batch.records)
+            embedded += batch.embedded
+            for record in batch.records:
+                ids.append(record.id)
+                chunks.append(record.chunk)
+                text_vectors.append(text_vector(record))
+                sentences += len(record.chunk.sentences)
+                tokens += len(record.token_ids) if record.token_ids is not None else 0
+        vectors = np.asarray(text_vectors, dtype=np.float32).reshape(len(chunks), model.dimension)
+        del text_vectors
+        groups = find_duplicates(chunks, vectors, config.index)
+        backend.link(
+            {
+                ids[i]: ChunkLinks(
+                    duplicates=tuple(ids[j] for j in group),
+                    previous=ids[i - 1] if i and chunks[i - 1].source == chunks[i].source else None,
+                )
+                for i, group in enumerate(groups)
+            }
+        )
+        backend.flush()
+        cache.close()
+        write_jsonl(tmp / DOCUMENTS, (asdict(d) for d in docs))
+        files = [DOCUMENTS, *backend.files()]
+        manifest = Manifest(
+            build_id=uuid.uuid4().hex,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            corpus=str(corpus.resolve()),
+            model=model,
+            tokenizer=config.chunker.encoding,
+            config=config,
+            backend=BackendInfo(backend.kind, backend.settings()),
+            executor=executor.name,
+            counts=Counts(len(docs), len(chunks), sentences, tokens),
+            sources=sources,
+            files={name: sha256_file(tmp / name) for name in files},
+            versions=library_versions(),
+            build={"embedded": embedded, "reused": len(chunks) - embedded},
+        )
+        manifest.save(tmp)
+        backend.publish()
+        published = True
+        swap_into_place(tmp, out)
+        if previous is not None:
+            backend.retire(previous)
+    except BaseException:
+        if backend is not None and not published:
+            backend.discard()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        cache.close()
+        if backend is not None:
+            backend.close()
+        if own_executor:
+            executor.close()
+    return BuildReport(
+        documents=len(docs),
+        chunks=len(chunks),
+        sentences=sentences,
+        embedded=embedded,
+        reused=len(chunks) - embedded,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def stale_reason(
+    index_path: Path, corpus: Path, config: PipelineConfig | None = None
+) -> str | None:
+    """Why the index at `index_path` is not what building `corpus` with `config` would
+    give (Manifest.stale_reason), or None."""
+    config = config or PipelineConfig()
+    try:
+        manifest = Manifest.load(index_path)
+    except RagError as exc:
+        return str(exc)
+    sources = {d.source: d.sha256 for d in read_corpus(Path(corpus))}
+    return manifest.stale_reason(
+        sources, config, resolve_precision(config.embedder.document_precision)
+    )
