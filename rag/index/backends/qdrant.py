@@ -216,7 +216,11 @@ class QdrantBackend(SearchBackend):
     @staticmethod
     def _client(url: str | None, folder: Path) -> QdrantClient:
         if url:
-            return QdrantClient(url=url, api_key=os.environ.get(ENV_API_KEY) or None)
+            # No version handshake on connect: open() pings the collection and says
+            # what is wrong; an unreachable server would only add a warning here.
+            return QdrantClient(
+                url=url, api_key=os.environ.get(ENV_API_KEY) or None, check_compatibility=False
+            )
         return QdrantClient(path=str(folder / STORE))
 
     @_guarded
@@ -250,7 +254,8 @@ class QdrantBackend(SearchBackend):
             raise IndexMismatchError(folder, f"{STATS} cannot be read ({exc})") from None
         dimension = manifest.model.dimension
         try:
-            settings = load_settings(saved.get("settings_file"), dimension)
+            # The collection's own vector sizes are checked against the model below.
+            settings = load_settings(saved.get("settings_file"))
         except RagError as exc:
             raise IndexMismatchError(folder, str(exc)) from None
         copy = None
@@ -335,10 +340,9 @@ class QdrantBackend(SearchBackend):
 
     def retire(self, previous: Manifest) -> None:
         """Delete the previous build's collection, and any other `<alias>-*` one that
-        is not this build's (a killed build's leftovers). In embedded mode the previous
-        store left with the previous index folder."""
-        if not self.url:
-            return
+        is not this build's (a killed build's leftovers). In embedded mode the store
+        holds this build's collection only: the previous store left with the previous
+        index folder."""
         try:
             for c in self.client.get_collections().collections:
                 if c.name.startswith(f"{self.alias}-") and c.name != self.collection:
