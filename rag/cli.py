@@ -29,13 +29,19 @@ def _index(args: argparse.Namespace) -> int:
 
     backend_class(args.backend)  # an unknown name fails now, naming the valid choices
     config = PipelineConfig(index=IndexConfig(backend=args.backend))
+    qdrant = {"url": args.qdrant_url, "collection": args.qdrant_collection}
+    settings = {k: v for k, v in qdrant.items() if v} if args.backend == "qdrant" else None
+    if args.backend != "qdrant" and (args.qdrant_url or args.qdrant_collection):
+        raise RagError("--qdrant-url and --qdrant-collection need --backend qdrant")
     if args.if_stale:
         reason = stale_reason(args.out, args.corpus, config)
         if reason is None:
             print(f"index at {args.out} is up to date with {args.corpus}")
             return 0
         print(f"building index: {reason}")
-    report = build_index(args.corpus, args.out, config, use_cache=not args.no_cache)
+    report = build_index(
+        args.corpus, args.out, config, use_cache=not args.no_cache, backend_settings=settings
+    )
     if report.unchanged:
         print(
             f"index at {args.out} is up to date with {args.corpus} ({report.documents} "
@@ -93,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         default="local",
         help="search backend the chunks are stored in: local (default) or qdrant",
+    )
+    p.add_argument(
+        "--qdrant-url",
+        default=None,
+        help="Qdrant server or cluster for --backend qdrant (default: $RAG_QDRANT_URL; "
+        "without either, an embedded store inside the index folder); API key from "
+        "$RAG_QDRANT_API_KEY",
+    )
+    p.add_argument(
+        "--qdrant-collection",
+        default=None,
+        help="alias the build's collection is published under (default: rag)",
     )
     p.add_argument(
         "--no-cache", action="store_true", help="re-embed everything, ignoring the previous index"
