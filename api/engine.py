@@ -37,7 +37,7 @@ from api.observability.context import annotate
 from api.observability.metrics import Metrics
 from api.settings import Settings
 from rag.embedder import EncodedQuestion
-from rag.errors import RagError
+from rag.errors import BackendUnavailableError, RagError
 from rag.index import load_index
 from rag.pipeline import QA, Result
 from rag.request import check_question
@@ -78,6 +78,7 @@ class Engine:
         # the last load failed: readiness reports both.
         self.loading: str | None = None
         self._load_error: str | None = None
+        self._backend_down = False  # the last load failed because the backend is away
         if qa is not None:
             self.metrics.served(qa.index.manifest, self.loaded_at)
         self.metrics.queue_depth.set_function(lambda: self._queue.qsize() if self._queue else 0)
@@ -119,7 +120,7 @@ class Engine:
         """None when ready to answer; else (code, message) saying why not: no index
         loaded yet, a new build being loaded, or the index's backend not answering."""
         if self._qa is None:
-            return "no_index", self._not_loaded()
+            return ("backend_unreachable" if self._backend_down else "no_index"), self._not_loaded()
         if self.loading is not None:
             return (
                 "reloading",
@@ -321,9 +322,18 @@ class Engine:
                 # so try again at the next poll instead of remembering it as failed.
                 log.warning("index changed again while loading; retrying: %s", exc)
                 return False
+            self.metrics.reloads.labels("failure").inc()
+            if isinstance(exc, BackendUnavailableError):
+                # Not the build's fault: try it again at the next poll (Qdrant may be
+                # back), and say so once per distinct reason, not every poll.
+                if self._load_error != str(exc):
+                    log.error("index build %s cannot be loaded yet: %s", build_id, exc)
+                self._load_error = str(exc)
+                self._backend_down = True
+                return False
             self._failed_build = build_id
             self._load_error = str(exc)
-            self.metrics.reloads.labels("failure").inc()
+            self._backend_down = False
             log.error(
                 "index changed on disk but cannot be loaded, keeping the current one: %s"
                 if self._qa is not None
@@ -337,6 +347,7 @@ class Engine:
         self._qa = fresh
         self.loaded_at = time.time()
         self._load_error = None
+        self._backend_down = False
         self.metrics.reloads.labels("success").inc()
         self.metrics.served(fresh.index.manifest, self.loaded_at)
         log.info("loaded index build %s", fresh.index.manifest.build_id)
@@ -410,8 +421,6 @@ def _rank_batch(
 
 
 def ping(qa: QA) -> None:
-    """Return if the search backend of `qa`'s index answers; raise if not. An index
-    held in this process's memory (FAISS, BM25, token store) answers once loaded."""
-    backend = getattr(qa.index, "backend", None)
-    if backend is not None:
-        backend.ping()
+    """Return if the search backend of `qa`'s index answers (SearchBackend.ping: the local
+    backend always does; Qdrant when its collection can be read); raise if not."""
+    qa.index.backend.ping()
