@@ -94,6 +94,10 @@ class EmbeddingCache:
             for key, r in self.backend.lookup_keys(keys).items()
         }
 
+    def keys(self) -> set[str]:
+        """Every key the cache holds (sent once to the workers of a distributed build)."""
+        return set() if self.backend is None else self.backend.text_keys()
+
     def close(self) -> None:
         if self.backend is not None:
             self.backend.close()

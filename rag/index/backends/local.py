@@ -389,8 +389,12 @@ class LocalBackend(SearchBackend):
         if not ids:
             return np.zeros(0, dtype=np.float32)
         scores = self._bm25(terms)
-        rows = [self._row.get(int(i)) for i in ids]
-        return np.asarray([scores[r] if r is not None else 0.0 for r in rows])
+        rows = [self._row.get(int(i), -1) for i in ids]
+        if len(scores) == 0:
+            return np.zeros(len(rows), dtype=np.float32)
+        # -1 (an id the backend lacks) reads the last row; masked to 0 below.
+        found = scores[np.asarray(rows, dtype=np.int64)]
+        return np.where(np.asarray(rows) >= 0, found, 0).astype(scores.dtype)
 
     def _record(self, r: int, vector: np.ndarray, tokens: bool) -> ChunkRecord:
         chunk, cid = self.chunks[r], int(self.ids[r])
@@ -430,6 +434,9 @@ class LocalBackend(SearchBackend):
         rows = sorted({self._by_key[k] for k in keys if k in self._by_key})
         found = self.fetch([int(self.ids[r]) for r in rows], tokens=True)
         return {record.key: record for record in found}
+
+    def text_keys(self) -> set[str]:
+        return set(self.keys)
 
     def count(self) -> int:
         return len(self.chunks)

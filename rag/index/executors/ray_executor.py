@@ -1,0 +1,414 @@
+"""The Ray executor: the build's read, chunk and embed stages as a Ray Data pipeline.
+
+    rag index --corpus DIR --out DIR --executor ray [--ray-address HOST:PORT]
+
+    ray.data.from_items(sources)                     the corpus files, in corpus order
+      .map_batches(read_documents)                   1. read the files (tasks)
+      .map_batches(chunk_documents)                  2. chunk them (tasks)
+      .map_batches(ChunkEmbedder, ActorPoolStrategy) 3. embed: an actor pool, each actor
+                                                        loading the model once
+      .iter_batches(block_size)                      4. the driver writes each block
+                                                        through the backend (build.py)
+
+It keeps the rules of the executor seam (rag/index/build.py): the chunks come from the
+same `chunk_document` and reach the driver in corpus order (Ray Data's
+`preserve_order`), with the same keys, so the index is the one `--executor local`
+builds: same chunk ids, offsets and texts; vectors equal to float tolerance (a text is
+embedded in another batch, so with other padding and other kernel blocking).
+
+Files are read by the workers from `plan.corpus`, so on a cluster the corpus must be on
+a path every node can read (a shared filesystem); each file's sha256 must equal the one
+the driver read, or the build stops (the file changed while it was being indexed).
+
+The embedding cache: the keys of the previous index's texts go to every actor once (an
+object in Ray's store); an actor runs the model only on the texts of its batch the
+previous index lacks, and the driver takes the others' encodings from the previous
+index as each block is written. Memory: an actor holds one batch (`RayConfig.batch_size`
+chunks), the driver one block of `plan.block_size` chunks, and Ray Data's streaming
+executor bounds what is in flight between them.
+
+The document precision ("auto") is resolved on the driver and imposed on every actor,
+so a cluster of mixed CPUs still embeds every text the same way, under the same cache
+key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunker import Chunk, chunk_document
+from rag.config import ChunkerConfig, EmbedderConfig
+from rag.corpus import Document, decode
+from rag.embedder import TokenBlock, read_model_spec, resolve_model_path, resolve_precision
+from rag.errors import CorpusError, RagError
+from rag.index.backend import ChunkRecord
+from rag.index.build import BuildPlan, EncodedBatch
+from rag.index.executors.ray_cluster import RaySession, ray_session
+from rag.index.manifest import ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+class RayBuildError(RagError):
+    """The Ray pipeline failed (a worker died more often than allowed, a task raised)."""
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """How the build runs on Ray. None of it changes the index."""
+
+    # host:port of a running cluster's head; None: $RAY_ADDRESS, else a local Ray.
+    address: str | None = None
+    # Model threads per actor. One thread per actor, one actor per core measured best
+    # here (docs/scaling.md); a node with many cores may prefer a few threads each.
+    threads_per_actor: int = 1
+    # Embedding actors; None: the cluster's CPUs / threads_per_actor.
+    actors: int | None = None
+    # Chunks per actor call; the model sorts them by length into batches of
+    # EmbedderConfig.batch_size, so a larger call pads less and holds more.
+    batch_size: int = 512
+    # Times an actor is restarted and its call retried after its worker dies (a lost
+    # node); beyond that the build fails and the previous index stays.
+    max_restarts: int = 2
+    # CPUs of a local Ray (None: this machine's cores) and its object store.
+    local_cpus: int | None = None
+    local_object_store_bytes: int = 1 << 30
+
+
+def _torch_version() -> str:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def model_info(config: EmbedderConfig) -> ModelInfo:
+    """The model as the manifest records it, read from its folder: the driver never
+    loads the model."""
+    path = resolve_model_path(config.model)
+    max_seq_length = read_model_spec(path)
+    try:
+        dimension = int(json.loads((path / "config.json").read_text())["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RagError(f"{path}/config.json does not give the model's hidden_size: {exc}") from None
+    precision = resolve_precision(config.document_precision)
+    runtime = f"torch {_torch_version()} {precision}, Ray Data actor pool"
+    return ModelInfo(config.model, dimension, max_seq_length, precision, runtime)
+
+
+# --- the stages (run in Ray workers; plain functions and one class, pickled by name) ---
+
+
+def read_documents(batch: dict[str, np.ndarray], corpus: str) -> dict[str, np.ndarray]:
+    """Stage 1: read and decode the files of a batch of sources, checking each against
+    the sha256 the driver read."""
+    texts = []
+    for source, expected in zip(batch["source"], batch["sha256"], strict=True):
+        path = Path(corpus) / str(source)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorpusError(
+                f"a Ray worker cannot read {path}: {exc.strerror or exc}; with --executor ray "
+                "the corpus must be on a path every node of the cluster can read"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise CorpusError(
+                f"{source} changed while the index was being built; run the build again"
+            )
+        texts.append(decode(data, str(source)))
+    return {
+        "source": batch["source"],
+        "sha256": batch["sha256"],
+        "text": np.asarray(texts, dtype=object),
+    }
+
+
+def chunk_batch(batch: dict[str, np.ndarray], chunker: ChunkerConfig) -> dict[str, np.ndarray]:
+    """Stage 2: the chunks of each document (`chunk_document`, as the local build)."""
+    rows: list[str] = []
+    texts: list[str] = []
+    for source, text, sha in zip(batch["source"], batch["text"], batch["sha256"], strict=True):
+        doc = Document(source=str(source), text=str(text), sha256=str(sha))
+        for chunk in chunk_document(doc, chunker):
+            rows.append(json.dumps(asdict(chunk), ensure_ascii=False))
+            texts.append(chunk.embedded)
+    return {"chunk": np.asarray(rows, dtype=object), "embedded": np.asarray(texts, dtype=object)}
+
+
+class ChunkEmbedder:
+    """Stage 3, one per actor: loads the model once, then embeds batch after batch the
+    texts the previous index lacks."""
+
+    def __init__(self, config: EmbedderConfig, threads: int, cached: Any) -> None:
+        from rag.runtime import configure
+
+        configure()
+        import torch
+
+        torch.set_num_threads(threads)
+        from rag.embedder import Embedder
+
+        self.embedder = Embedder(config)
+        # A frozenset of keys, or an ObjectRef of one (shared by every actor).
+        if not isinstance(cached, frozenset):
+            import ray
+
+            cached = ray.get(cached)
+        self.cached: frozenset[str] = cached
+        self.dimension = self.embedder.dimension
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from rag.embedder import text_key
+
+        texts = [str(t) for t in batch["embedded"]]
+        keys = [text_key(self.embedder.cache_tag, t) for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.cached}
+        order = sorted(missing)
+        fresh = dict(
+            zip(
+                order,
+                self.embedder.encode_blocks([missing[k] for k in order], progress=False),
+                strict=True,
+            )
+        )
+        n = len(texts)
+        vectors = np.zeros((n, self.dimension), dtype=np.float32)
+        tokens, ids, spans = [b""] * n, [b""] * n, [b""] * n
+        for i, key in enumerate(keys):
+            block = fresh.get(key)
+            if block is None:
+                continue
+            vectors[i] = block.vector
+            tokens[i] = np.ascontiguousarray(block.embeddings, dtype=np.float16).tobytes()
+            ids[i] = np.ascontiguousarray(block.ids, dtype=np.int32).tobytes()
+            spans[i] = np.ascontiguousarray(block.spans, dtype=np.int32).tobytes()
+        return {
+            "chunk": batch["chunk"],
+            "key": np.asarray(keys, dtype=object),
+            "cached": np.asarray([k not in fresh for k in keys], dtype=bool),
+            "vector": vectors,
+            "tokens": np.asarray(tokens, dtype=object),
+            "token_ids": np.asarray(ids, dtype=object),
+            "token_spans": np.asarray(spans, dtype=object),
+        }
+
+
+# --- the driver ------------------------------------------------------------------------
+
+
+def _chunk_from_json(row: str) -> Chunk:
+    fields = json.loads(row)
+    return Chunk(**{**fields, "sentences": tuple(tuple(s) for s in fields["sentences"])})
+
+
+def _block(row: dict[str, Any], i: int, dimension: int) -> TokenBlock:
+    return TokenBlock(
+        vector=np.asarray(row["vector"][i], dtype=np.float32),
+        embeddings=np.frombuffer(row["tokens"][i], dtype=np.float16).reshape(-1, dimension),
+        ids=np.frombuffer(row["token_ids"][i], dtype=np.int32),
+        spans=np.frombuffer(row["token_spans"][i], dtype=np.int32).reshape(-1, 2),
+    )
+
+
+def _progress(show: bool | None, documents: int) -> Any:
+    if not (sys.stderr.isatty() if show is None else show):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc="embedding", unit="chunk", postfix={"documents": f"0/{documents}"})
+
+
+class RayExecutor:
+    """Runs the embedding part of a build on Ray (module docstring). A local Ray, when
+    needed, is started by `run` and stopped when it ends (or by `close`)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        embedder: EmbedderConfig,
+        config: RayConfig | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> None:
+        self.embedder_config = embedder
+        self.config = config or RayConfig()
+        self.progress = progress
+        self._model = model_info(embedder)
+        self._stack = contextlib.ExitStack()
+        # Set by run(): the session it used (the benchmark reports its start-up time).
+        self.session: RaySession | None = None
+
+    def model_info(self) -> ModelInfo:
+        return self._model
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def _session(self) -> RaySession:
+        import ray
+
+        if ray.is_initialized() and self.config.address is None and "RAY_ADDRESS" not in os.environ:
+            # A caller (a test session, the benchmark) already connected this process.
+            ctx = ray.get_runtime_context()
+            return RaySession(
+                address=ctx.gcs_address,
+                startup_seconds=0.0,
+                local=False,
+                cpus=float(ray.cluster_resources().get("CPU", 0.0)),
+            )
+        return self._stack.enter_context(
+            ray_session(
+                self.config.address,
+                self.config.local_cpus,
+                self.config.local_object_store_bytes,
+            )
+        )
+
+    def run(self, plan: BuildPlan) -> Iterator[EncodedBatch]:
+        try:
+            yield from self._run(plan)
+        finally:
+            self.close()
+
+    def _run(self, plan: BuildPlan) -> Iterator[EncodedBatch]:
+        session = self.session = self._session()
+        import ray
+        import ray.data
+        from ray.exceptions import RayError
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True  # corpus order, as the seam requires
+        ctx.enable_progress_bars = False  # the driver shows its own, over chunks
+        ctx.print_on_execution_start = False
+        ctx.actor_task_retry_on_errors = False  # a bug in our code fails at once
+        # Its errors reach the caller as exceptions (below); the full logs stay in
+        # the Ray session folder.
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+
+        cfg = self.config
+        threads = max(1, cfg.threads_per_actor)
+        actors = cfg.actors or max(1, int(session.cpus // threads))
+        cached_ref = ray.put(frozenset(plan.cache.keys()))
+        docs = plan.documents
+        with warnings.catch_warnings():
+            # Ray Data takes max_restarts / max_task_retries as "remote args", which it
+            # deprecates without a named replacement yet (2.60); its own default is to
+            # restart for ever, which would turn a worker that always dies into a hang.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = self._dataset(plan, cfg, actors, threads, cached_ref)
+        dim = self._model.dimension
+        bar = _progress(self.progress, len(docs))
+        records: list[ChunkRecord] = []
+        fresh: set[str] = set()  # keys embedded in the block being filled
+        sources: set[str] = set()
+        try:
+            # Batches of an actor call's size arrive as the actors finish them (the bar
+            # moves with them); the backend gets blocks of plan.block_size.
+            for batch in ds.iter_batches(
+                batch_size=min(cfg.batch_size, plan.block_size),
+                batch_format="numpy",
+                prefetch_batches=1,
+            ):
+                for record, cached in self._records(batch, plan, dim):
+                    records.append(record)
+                    if not cached:
+                        fresh.add(record.key)
+                    sources.add(record.chunk.source)
+                    if len(records) == plan.block_size:
+                        # Texts embedded, each distinct text once per block, as the
+                        # local build counts them.
+                        yield EncodedBatch(records, len(fresh))
+                        records, fresh = [], set()
+                if bar is not None:
+                    bar.update(len(batch["chunk"]))
+                    bar.set_postfix(documents=f"{len(sources)}/{len(docs)}")
+            if records:
+                yield EncodedBatch(records, len(fresh))
+        except RayError as exc:
+            raise RayBuildError(_explain(exc)) from None
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _dataset(
+        self, plan: BuildPlan, cfg: RayConfig, actors: int, threads: int, cached_ref: Any
+    ) -> Any:
+        import ray.data
+
+        # The driver's precision, imposed on every actor (see the module docstring).
+        embedder = replace(self.embedder_config, document_precision=self._model.document_precision)
+        items = [{"source": d.source, "sha256": d.sha256} for d in plan.documents]
+        blocks = max(1, min(len(items), 4 * actors, 200))
+        return (
+            ray.data.from_items(items, override_num_blocks=blocks)
+            .map_batches(
+                read_documents, fn_kwargs={"corpus": str(plan.corpus.resolve())}, num_cpus=0.25
+            )
+            .map_batches(chunk_batch, fn_kwargs={"chunker": plan.config.chunker}, num_cpus=0.25)
+            .map_batches(
+                ChunkEmbedder,
+                batch_size=cfg.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=actors),
+                fn_constructor_kwargs={
+                    "config": embedder,
+                    "threads": threads,
+                    "cached": cached_ref,
+                },
+                # Fractional: with whole CPUs the actors can hold every core while the
+                # read and chunk tasks they wait for get none.
+                num_cpus=0.5 * threads,
+                max_restarts=cfg.max_restarts,
+                max_task_retries=cfg.max_restarts,
+            )
+        )
+
+    @staticmethod
+    def _records(
+        batch: dict[str, np.ndarray], plan: BuildPlan, dim: int
+    ) -> Iterator[tuple[ChunkRecord, bool]]:
+        """(record, whether its encoding came from the previous index) of each row."""
+        keys = [str(k) for k in batch["key"]]
+        cached = batch["cached"]
+        found = plan.cache.lookup(sorted({k for k, c in zip(keys, cached, strict=True) if c}))
+        for i, (row, key) in enumerate(zip(batch["chunk"], keys, strict=True)):
+            chunk = _chunk_from_json(str(row))
+            if cached[i]:
+                block = found.get(key)
+                if block is None:
+                    raise RayBuildError(
+                        f"the previous index lost the encoding of {chunk.source} "
+                        f"[{chunk.start}:{chunk.end}] during the build; run it again"
+                    )
+            else:
+                block = _block(batch, i, dim)
+            yield ChunkRecord.from_block(chunk, block, key), bool(cached[i])
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for a failed pipeline: the first error's own message, not Ray's trace."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, RagError):
+            return str(cause)
+        cause = cause.__cause__
+    text = str(exc).strip().splitlines()
+    summary = next((line for line in reversed(text) if line.strip()), type(exc).__name__)
+    return (
+        f"the Ray build failed: {summary[:500]}; the previous index is untouched "
+        "(see the Ray logs under /tmp/ray/session_latest/logs)"
+    )
