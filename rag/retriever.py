@@ -165,9 +165,12 @@ def score_candidates(
     return hits
 
 
-def fold_duplicates(index: Index, hits: list[Hit], k: int) -> list[Hit]:
+def fold_duplicates(
+    index: Index, hits: list[Hit], k: int, sources: Collection[str] | None = None
+) -> list[Hit]:
     """Keep the best of each group of near-duplicates, listing the group in `also_in`,
-    until `k` hits are kept."""
+    until `k` hits are kept. With `sources`, duplicates in other files are left out: the
+    answerer reads `also_in` too, and must not answer from a file outside the search."""
     kept: list[Hit] = []
     folded: set[int] = set()
     records = {r.id: r for r in index.records([h.chunk_id for h in hits])}
@@ -176,7 +179,10 @@ def fold_duplicates(index: Index, hits: list[Hit], k: int) -> list[Hit]:
             continue
         if len(kept) == k:
             break
-        hit.also_in = list(records[hit.chunk_id].duplicates)
+        also_in = list(records[hit.chunk_id].duplicates)
+        if sources is not None and also_in:
+            also_in = [r.id for r in index.records(also_in) if r.chunk.source in sources]
+        hit.also_in = also_in
         folded.update(hit.also_in)
         kept.append(hit)
     return kept
@@ -192,4 +198,4 @@ def retrieve(
     """Top `k` folded hits, and every scored candidate by chunk id. `sources` restricts
     the search to those files (checked by `Index.check_sources`)."""
     scored = score_candidates(index, question, config, sources)
-    return fold_duplicates(index, scored, k), {h.chunk_id: h for h in scored}
+    return fold_duplicates(index, scored, k, sources), {h.chunk_id: h for h in scored}
