@@ -75,6 +75,19 @@ def candidates(
     return found
 
 
+def scored_candidates(
+    view: IndexView,
+    question: Question,
+    hits: list[Hit],
+    by_id: dict[int, Hit],
+    config: AnswererConfig,
+) -> list[tuple[Candidate, dict[str, float]]]:
+    """Every candidate with its features by name (what the scorers, and the training of
+    the learned one, read)."""
+    context = Context(view, question, config)
+    return [(c, features(c, context)) for c in candidates(view, question, hits, by_id, config)]
+
+
 def best_candidate(
     view: IndexView,
     question: Question,
@@ -84,10 +97,8 @@ def best_candidate(
 ) -> tuple[Candidate, dict[str, float]] | None:
     """The highest-scoring candidate and its features (first wins a tie)."""
     scorer = make_scorer(config)
-    context = Context(view, question, config)
     best = None
-    for c in candidates(view, question, hits, by_id, config):
-        values = features(c, context)
+    for c, values in scored_candidates(view, question, hits, by_id, config):
         score = scorer.score(values)
         if best is None or score > best[0]:
             best = (score, c, values)
@@ -121,7 +132,9 @@ def extract_answer(
     scorer = make_scorer(config)
     strength = scorer.evidence(values)
     confidence = round(scorer.confidence(strength), 4)
-    absent = config.use_absence and values["key_absent"] > 0
+    absent = (config.use_absence and values["key_absent"] > 0) or (
+        config.use_subject and values["subject_missing"] > 0
+    )
     if strength < scorer.threshold or absent:
         return Answer(
             None,

@@ -102,8 +102,9 @@ class AnswererConfig:
     # Below this evidence the hand-set scorer answers null. Calibrated on the seeds
     # question set so that 95% of answerable questions keep an answer (README).
     min_score: float = 0.48
-    # Below this probability the learned scorer answers null (README, Abstention).
-    min_probability: float = 0.5
+    # Below this probability the learned scorer answers null; None takes the threshold
+    # written beside the model by scripts/train_answerer.py (README, Abstention).
+    min_probability: float | None = None
     # The learned model's file; None is the one shipped in rag/answering/weights.json.
     model_file: str | None = None
     # How sharply confidence rises around min_score (confidence is 0.5 exactly at it).
@@ -122,6 +123,8 @@ class AnswererConfig:
     use_quote: bool = True
     # Null when the question names something (a name, a number) no chunk holds.
     use_absence: bool = True
+    # Null when the answer's article lacks one of the names the question mentions.
+    use_subject: bool = True
 
 
 @dataclass(frozen=True)

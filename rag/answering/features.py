@@ -160,6 +160,27 @@ def _key_absent(c: Candidate, x: Context) -> float:
     return float(bool(x.question.names) and any(x.view.term_idf(t) == 0 for t in x.question.names))
 
 
+def _named(term: str, present: frozenset[str]) -> bool:
+    """Whether a name's term is among `present`, a longer or shorter form of it too
+    ("venezuela" / "venezuelan")."""
+    if term in present:
+        return True
+    return len(term) >= 4 and any(
+        len(t) >= 4 and (t.startswith(term) or term.startswith(t)) for t in present
+    )
+
+
+def _subject_missing(c: Candidate, x: Context) -> float:
+    """Whether the candidate's article lacks one of the question's names (terms of 3+
+    characters): an answer about China needs an article that mentions China, however
+    well another article matches the rest of the question."""
+    names = [t for t in x.question.names if len(t) > 2]
+    if not names:
+        return 0.0
+    present = x.view.document_terms(x.view.chunk(c.chunk_id).source)
+    return float(any(not _named(t, present) for t in names))
+
+
 FEATURES: dict[str, Feature] = {
     "sentence": _sentence,
     "window": _window,
@@ -174,6 +195,7 @@ FEATURES: dict[str, Feature] = {
     "entity": _entity,
     "refers_back": _refers_back,
     "key_absent": _key_absent,
+    "subject_missing": _subject_missing,
 }
 
 

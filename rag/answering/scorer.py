@@ -105,10 +105,11 @@ class LogisticModel:
 
 
 @lru_cache(maxsize=4)
-def load_model(path: str) -> LogisticModel:
+def load_model(path: str) -> tuple[LogisticModel, float]:
+    """The model in a weights file and the abstention threshold trained beside it."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return LogisticModel.from_dict(data["model"])
+        return LogisticModel.from_dict(data["model"]), float(data["min_probability"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"cannot read the answer model {path} ({exc}); re-create it with "
@@ -143,6 +144,8 @@ def make_scorer(config: AnswererConfig) -> Scorer:
     if config.scorer == "hand":
         return HandScorer(dict(config.weights), config.min_score, config.confidence_slope)
     if config.scorer == "learned":
-        path = config.model_file or str(WEIGHTS_FILE)
-        return LearnedScorer(load_model(path), config.min_probability)
+        model, threshold = load_model(config.model_file or str(WEIGHTS_FILE))
+        if config.min_probability is not None:
+            threshold = config.min_probability
+        return LearnedScorer(model, threshold)
     raise ValueError(f"unknown answer scorer {config.scorer!r}; valid choices: {list(SCORERS)}")

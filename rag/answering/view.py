@@ -54,6 +54,10 @@ class IndexView:
     def span_holds(self, pattern: re.Pattern[str], source: str, start: int, end: int) -> bool:
         return self.index.span_holds(pattern, source, start, end)
 
+    def document_terms(self, source: str) -> frozenset[str]:
+        """BM25 terms of a whole file (memoised by the index like any span's)."""
+        return self.index.span_terms(source, 0, len(self.text(source)))
+
     def previous_chunk(self, cid: int) -> int | None:
         """The chunk just before `cid` in its file (the earlier piece of its paragraph or
         the last piece of the body paragraph before), None at the top of the file."""

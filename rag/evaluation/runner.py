@@ -265,7 +265,8 @@ def _flip(section: Any, flag: str) -> tuple[Any, str]:
 
 def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[str, PipelineConfig]]:
     """`--compare` columns: each retriever mode; each boolean feature of the retriever
-    flipped (named `retriever.<flag>=off`); each boolean feature of the answerer flipped
+    flipped (named `retriever.<flag>=off`); the answerer's other scorer
+    (`scorer=hand` / `scorer=learned`); each boolean feature of the answerer flipped
     (`<flag>=off`; a feature off by default is switched on instead). The column equal to
     `base` is marked with '*' and holds the figures the gates check."""
     columns = []
@@ -276,10 +277,19 @@ def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[st
         section, state = _flip(base.retriever, flag)
         columns.append((f"retriever.{flag}={state}", replace(base, retriever=section)))
     if answerer:
+        for scorer in answerer_scorers():
+            if scorer != base.answerer.scorer:
+                section = replace(base.answerer, scorer=scorer)
+                columns.append((f"scorer={scorer}", replace(base, answerer=section)))
         for flag in answerer_flags():
             section, state = _flip(base.answerer, flag)
             columns.append((f"{flag}={state}", replace(base, answerer=section)))
     return columns
+
+
+def answerer_scorers() -> tuple[str, ...]:
+    """The values AnswererConfig.scorer accepts, read from its Literal annotation."""
+    return tuple(typing.get_args(typing.get_type_hints(AnswererConfig)["scorer"]))
 
 
 def load_qa(index_dir: Path, config: PipelineConfig | None, embedder: Embedder | None) -> QA:

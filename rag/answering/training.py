@@ -1,0 +1,84 @@
+"""Training data and fitting for the learned answer scorer (rag/answering/scorer.py).
+
+`scripts/train_answerer.py` drives it on SQuAD v1.1 dev:
+- articles are split in two halves by their position in the file (even: train, odd:
+  held out), never by question, and each half gets its own index;
+- every sampled question is asked twice: against its half's index (its sentences are
+  positives when they hold a gold answer in the gold paragraph, negatives otherwise) and
+  against the same index with its own article left out (`sources`), where every
+  sentence is a negative: that is what a corpus without the answer looks like;
+- a logistic regression with an L2 penalty is fitted by Newton's method on standardised
+  features: no randomness, so the same data gives the same weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.answering.scorer import LogisticModel
+from rag.text import normalise
+
+
+@dataclass(frozen=True)
+class Row:
+    """One candidate sentence of one question asked in one way."""
+
+    group: str  # question id and pass ("own" or "other")
+    label: int  # 1 when the sentence holds a gold answer in a gold paragraph
+    values: dict[str, float]
+
+
+def holds_answer(sentence: str, answers: tuple[str, ...]) -> bool:
+    """Whether a sentence contains one of the gold answer texts (case, quotes, dashes and
+    whitespace folded)."""
+    text = normalise(sentence)
+    return any(normalise(a) in text for a in answers)
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, names: tuple[str, ...], l2: float = 1.0, iterations: int = 50
+) -> LogisticModel:
+    """Logistic regression by Newton's method (IRLS) on standardised columns, with an L2
+    penalty `l2` on the coefficients (not the intercept). Deterministic."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(z @ w)))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return LogisticModel(names, mean, scale, w[:-1], float(w[-1]))
+
+
+def matrix(rows: list[Row], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray([[r.values[n] for n in names] for r in rows], dtype=np.float64)
+    y = np.asarray([r.label for r in rows], dtype=np.int64)
+    return x, y
+
+
+def best_per_group(rows: list[Row], scores: np.ndarray) -> dict[str, tuple[float, Row]]:
+    """The top-scoring row of each group (the first on a tie, as the answerer does)."""
+    best: dict[str, tuple[float, Row]] = {}
+    for row, score in zip(rows, scores, strict=True):
+        if row.group not in best or score > best[row.group][0]:
+            best[row.group] = (float(score), row)
+    return best
+
+
+def threshold_keeping(scores: list[float], share: float) -> float:
+    """The highest threshold under which at most 1 - `share` of `scores` fall."""
+    ordered = sorted(scores)
+    drop = int(np.floor(len(ordered) * (1 - share) + 1e-9))
+    return float(ordered[drop]) if ordered else 0.0

@@ -1,0 +1,146 @@
+"""Speaker and quote resolution (rag/answering/speaker.py) on a hand-written file: which
+sentences a who-question or a "what did X say" question widens to. Pure string work on
+the chunker's own sentence spans, exact expected spans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from rag.answering import speaker
+from rag.chunker import Chunk
+from rag.question import Question, expected_answer, key_names
+from rag.text import split_sentences, tokenize
+
+SOURCE = "a.txt"
+PARAGRAPHS = [
+    "Parliament speaker Mohammad Ghalibaf addressed a rally on Monday.",
+    "“We have heard your threats,” Ghalibaf told the crowd. “The defenders will teach "
+    "you a lesson.”",
+    "“All your bases will be our targets,” he added. “Come and see.”",
+    "The outlet Nexta TV commented: “This isn’t shock value. It’s a blunt gesture.”",
+    "“The protests will be quelled. Reforms will follow,” Markov wrote on Telegram.",
+    "The woman posts under the handle Morticia Addams. She lives in Canada. In one post, "
+    "she wrote: “Forgive me, Mother Iran.”",
+]
+TEXT = "\n".join(PARAGRAPHS)
+
+
+@dataclass
+class FileView:
+    """The slice of IndexView that speaker resolution reads: one chunk per paragraph."""
+
+    chunks: list[Chunk]
+
+    def chunk(self, cid: int) -> Chunk:
+        return self.chunks[cid]
+
+    def text(self, source: str) -> str:
+        assert source == SOURCE
+        return TEXT
+
+    def previous_chunk(self, cid: int) -> int | None:
+        return cid - 1 if cid > 0 else None
+
+
+@pytest.fixture(scope="module")
+def view() -> FileView:
+    chunks, start = [], 0
+    for number, text in enumerate(PARAGRAPHS, 1):
+        end = start + len(text)
+        sentences = tuple(split_sentences(TEXT, start, end))
+        chunks.append(Chunk(SOURCE, number, start, end, text, 0, sentences=sentences))
+        start = end + 1
+    return FileView(chunks)
+
+
+def ask(text: str) -> Question:
+    empty = np.zeros((0, 4), dtype=np.float32)
+    return Question(
+        text,
+        np.zeros(4),
+        empty,
+        np.zeros(0, np.int64),
+        tokenize(text),
+        expected_answer(text),
+        key_names(text),
+    )
+
+
+def span_text(view: FileView, span: speaker.Span) -> str:
+    chunk = view.chunk(span.chunk_id)
+    return TEXT[chunk.sentences[span.first][0] : chunk.sentences[span.last][1]]
+
+
+def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3]
+
+
+def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
+    q = ask("Who said the defenders would teach a lesson?")
+    span = speaker.resolve_speaker(view, q, 1, 1)
+    assert (span.chunk_id, span.first, span.last, span.support) == (1, 0, 1, None)
+    assert span_text(view, span).startswith("“We have heard your threats,” Ghalibaf told")
+
+
+def test_he_added_in_the_next_paragraph_takes_the_naming_sentence_before(view: FileView) -> None:
+    q = ask("Who warned that all bases would be targets?")
+    span = speaker.resolve_speaker(view, q, 2, 0)
+    # The sentence that names the speaker comes first; the quote's passage supports it.
+    assert (span.chunk_id, span.first, span.last, span.support) == (1, 0, 0, 2)
+    assert "Ghalibaf told the crowd" in span_text(view, span)
+
+
+def test_a_quote_whose_attribution_follows_runs_on_to_it(view: FileView) -> None:
+    q = ask("Who said the protests will be quelled?")
+    span = speaker.resolve_speaker(view, q, 4, 0)
+    assert (span.chunk_id, span.first, span.last) == (4, 0, 1)
+    assert span_text(view, span).endswith("Markov wrote on Telegram.")
+
+
+def test_the_speaker_named_two_sentences_back_is_found(view: FileView) -> None:
+    q = ask("Who wrote Forgive me, Mother Iran?")
+    span = speaker.resolve_speaker(view, q, 5, 2)
+    assert (span.chunk_id, span.first, span.last) == (5, 0, 2)
+    assert "Morticia Addams" in span_text(view, span)
+
+
+def test_a_sentence_that_names_its_speaker_stays_alone(view: FileView) -> None:
+    q = ask("Who addressed a rally on Monday?")
+    assert speaker.resolve_speaker(view, q, 0, 0) == speaker.Span(0, 0, 0)
+
+
+def test_what_did_x_say_takes_the_quote_after_the_lead_in(view: FileView) -> None:
+    q = ask("What did Nexta TV say about the image?")
+    assert speaker.asks_what_said(q)
+    span = speaker.extend_quote(view, q, 3, 0)
+    assert (span.first, span.last) == (0, 1)
+    assert span_text(view, span).endswith("It’s a blunt gesture.”")
+
+
+def test_what_did_x_say_takes_a_quote_from_its_start(view: FileView) -> None:
+    q = ask("What did Markov write on Telegram?")
+    span = speaker.extend_quote(view, q, 4, 1)
+    assert (span.first, span.last) == (0, 1)
+
+
+def test_who_and_what_said_questions_are_told_apart() -> None:
+    assert speaker.asks_who(ask("Who said it?"))
+    assert not speaker.asks_who(ask("What did Markov say?"))
+    assert speaker.asks_what_said(ask("How did Nexta TV describe the gesture?"))
+    assert not speaker.asks_what_said(ask("When did the protests begin?"))
+
+
+@pytest.mark.parametrize(
+    ("text", "back"),
+    [
+        ("“All your bases will be our targets,” he added.", True),
+        ("“Come and see.”", True),
+        ("“We have heard your threats,” Ghalibaf told the crowd.", False),
+        ("The outlet Nexta TV commented: “This isn’t shock value.", False),
+    ],
+)
+def test_refers_back(text: str, back: bool) -> None:
+    assert speaker.refers_back(text, ask("Who said it?")) is back
