@@ -1,7 +1,8 @@
 """The seeds through the Qdrant backend (embedded local mode, the real model): the
 question set scores within 0.02 of the local backend, a build killed with kill -9 in
-the middle of its upsert leaves the old alias and manifest serving, and a rebuild
-re-embeds only what changed.
+the middle of its upsert leaves the old alias and manifest serving, a rebuild re-embeds
+only what changed, a real server restricts answers to the `sources` asked for, and a
+lost connection to Qdrant is a 503.
 
 Embedded mode is a Python implementation and slow (about 30 ms a point to write), so the
 question set is a spread of it (QUESTIONS); `scripts/evaluate.py --index DIR` over an
@@ -19,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from qdrant_client import QdrantClient
 
@@ -30,6 +32,7 @@ from rag.evaluation.runner import LibraryTarget, run_questions
 from rag.index import build_index
 from rag.index.manifest import Manifest
 from rag.pipeline import QA
+from scripts.harness import serve
 
 ROOT = Path(__file__).resolve().parents[3]
 SEEDS = ROOT / "seeds"
@@ -167,3 +170,52 @@ def test_kill_9_during_the_upsert_leaves_the_old_alias_serving(
         assert [c.name for c in client.get_collections().collections] == [aliases["rag"]]
     finally:
         client.close()
+
+
+def test_sources_filter_through_a_real_server_on_qdrant(qdrant_index: Path, tmp_path: Path) -> None:
+    question = "Who is Nikita Smagin?"
+    only = "001_77e29c8a411f06ba.txt"
+    with serve(qdrant_index, tmp_path) as server:
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
+        assert health["counts"]["chunks"] == Manifest.load(qdrant_index).counts.chunks
+        everywhere = httpx.post(
+            f"{server.url}/ask", json={"question": question, "top_k": 10}, timeout=60
+        ).json()
+        assert {c["source"] for c in everywhere["citations"]} - {only}  # other files answer too
+        body = {"question": question, "top_k": 10, "sources": [only]}
+        filtered = httpx.post(f"{server.url}/ask", json=body, timeout=60)
+        assert filtered.status_code == 200, filtered.text
+        result = filtered.json()
+        assert result["citations"] and {c["source"] for c in result["citations"]} == {only}
+        if result["answer"] is not None:
+            assert result["answer_source"]["source"] == only
+        unknown = httpx.post(
+            f"{server.url}/ask", json={**body, "sources": [only, "nope.txt"]}, timeout=60
+        )
+        assert unknown.status_code == 422
+        assert "'nope.txt'" in unknown.json()["error"]["message"]
+
+
+def test_qdrant_unavailable_at_request_time_is_a_503(
+    qdrant_index: Path, embedder: Embedder
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+    from api.settings import Settings
+
+    qa = QA.load(qdrant_index, embedder=embedder)
+    try:
+        app = create_app(Settings(index_dir=qdrant_index, reload_interval=0), qa=qa)
+        with TestClient(app) as client:
+            assert (
+                client.post("/ask", json={"question": "Who is Nikita Smagin?"}).status_code == 200
+            )
+            qa.index.backend.client.close()  # the connection to Qdrant is gone
+            response = client.post("/ask", json={"question": "When did the protests begin?"})
+            assert response.status_code == 503
+            error = response.json()["error"]
+            assert error["code"] == "index_unavailable"
+            assert "Qdrant at" in error["message"] and "does not answer" in error["message"]
+    finally:
+        qa.index.close()
