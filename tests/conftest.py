@@ -44,3 +44,11 @@ def live_server(seed_index_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """A real uvicorn server (`rag serve`) on a free port over the seed index."""
     with serve(seed_index_dir, tmp_path_factory.mktemp("server-logs")) as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A real browser is never part of the inner loop (`pytest -m "not slow"`), whatever
+    # else its test needs.
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.servers import ROOT
 
 
@@ -46,6 +48,7 @@ def test_the_import_check_sees_an_import_of_api(tmp_path: Path) -> None:
     assert _imported_modules(module) == {"api.main", "api.routes"}
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_importing_rag_changes_no_environment_variable_or_thread_pool() -> None:
     # In a fresh interpreter: the environment and the BLAS thread limits before and after
     # `import rag` (and its pipeline modules) must be the same. `rag.runtime.configure()`
@@ -79,6 +82,7 @@ print(json.dumps({
     assert report["after"] == report["before"]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch
 def test_configure_sets_offline_mode_and_one_blas_thread() -> None:
     code = """
 import json, os
