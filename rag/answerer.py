@@ -106,13 +106,18 @@ def best_candidate(
 
 
 def widen(
-    view: IndexView, question: Question, c: Candidate, config: AnswererConfig
+    view: IndexView,
+    question: Question,
+    c: Candidate,
+    config: AnswererConfig,
+    nearby: tuple[int, ...] = (),
 ) -> speaker.Span:
-    """The span a careful reader would quote for the chosen sentence."""
+    """The span a careful reader would quote for the chosen sentence; `nearby` are the
+    candidate passages (a quote may open the passage after its lead-in)."""
     if config.use_speaker and speaker.asks_who(question):
         return speaker.resolve_speaker(view, question, c.chunk_id, c.sentence)
     if config.use_quote and speaker.asks_what_said(question):
-        return speaker.extend_quote(view, question, c.chunk_id, c.sentence)
+        return speaker.extend_quote(view, question, c.chunk_id, c.sentence, nearby)
     return speaker.Span(c.chunk_id, c.sentence, c.sentence)
 
 
@@ -145,7 +150,10 @@ def extract_answer(
             strength,
             features=values,
         )
-    span = widen(view, question, c, config)
+    nearby = tuple(
+        dict.fromkeys(cid for h in hits[: config.passages] for cid in (h.chunk_id, *h.also_in))
+    )
+    span = widen(view, question, c, config, nearby)
     chunk = view.chunk(span.chunk_id)
     start, end = chunk.sentences[span.first][0], chunk.sentences[span.last][1]
     text = view.text(chunk.source)[start:end]

@@ -112,6 +112,9 @@ class AnswererConfig:
     # How many top passages the best sentence is chosen from.
     passages: int = 3
     weights: dict[str, float] = field(default_factory=lambda: dict(HAND_WEIGHTS))
+    # Sentence features switched off by name: the hand-set scorer drops their weight, the
+    # learned one reads them at their training mean (`--compare` does, one at a time).
+    off: tuple[str, ...] = ()
     # Features that can be switched off (scripts/evaluate.py --compare does so).
     use_lexical: bool = True
     use_type: bool = True

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.answering.features import vector
+from rag.answering.features import FEATURES, vector
 from rag.config import AnswererConfig
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
@@ -31,6 +31,11 @@ SCORERS = ("hand", "learned")
 
 
 class Scorer(Protocol):
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The features the score reads."""
+        ...
+
     def score(self, values: dict[str, float]) -> float:
         """Ranks the candidates of one question: higher is better."""
         ...
@@ -52,6 +57,11 @@ class HandScorer:
     weights: dict[str, float]
     min_score: float
     slope: float
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The features that weigh in the score."""
+        return tuple(n for n, w in self.weights.items() if w)
 
     def score(self, values: dict[str, float]) -> float:
         return sum(w * values[name] for name, w in self.weights.items())
@@ -121,9 +131,18 @@ def load_model(path: str) -> tuple[LogisticModel, float]:
 class LearnedScorer:
     model: LogisticModel
     min_probability: float
+    off: tuple[str, ...] = ()
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        return self.model.names
 
     def score(self, values: dict[str, float]) -> float:
-        return float(self.model.probability(vector(values, self.model.names)[None, :])[0])
+        x = vector(values, self.model.names)
+        for i, name in enumerate(self.model.names):
+            if name in self.off:
+                x[i] = self.model.mean[i]
+        return float(self.model.probability(x[None, :])[0])
 
     def evidence(self, values: dict[str, float]) -> float:
         return self.score(values)
@@ -141,11 +160,15 @@ class LearnedScorer:
 
 
 def make_scorer(config: AnswererConfig) -> Scorer:
+    unknown = sorted((set(config.weights) | set(config.off)) - set(FEATURES))
+    if unknown:
+        raise ValueError(f"unknown answer features {unknown}; valid choices: {list(FEATURES)}")
     if config.scorer == "hand":
-        return HandScorer(dict(config.weights), config.min_score, config.confidence_slope)
+        weights = {n: w for n, w in config.weights.items() if n not in config.off}
+        return HandScorer(weights, config.min_score, config.confidence_slope)
     if config.scorer == "learned":
         model, threshold = load_model(config.model_file or str(WEIGHTS_FILE))
         if config.min_probability is not None:
             threshold = config.min_probability
-        return LearnedScorer(model, threshold)
+        return LearnedScorer(model, threshold, tuple(config.off))
     raise ValueError(f"unknown answer scorer {config.scorer!r}; valid choices: {list(SCORERS)}")

@@ -101,14 +101,16 @@ def refers_back(text: str, question: Question) -> bool:
 
 def quote_end(view: IndexView, cid: int, i: int) -> int:
     """The last sentence of the quotation sentence `i` opens (itself when closed), within
-    REACH sentences of the chunk."""
+    REACH sentences of the chunk and its end."""
     n = len(view.chunk(cid).sentences)
     depth = _open_quotes(_text(view, cid, i))
     j = i
     while depth > 0 and j + 1 < n and j - i < REACH:
         j += 1
         depth += _open_quotes(_text(view, cid, j))
-    return j if depth <= 0 else i
+    # A quotation left open (or closed with the wrong mark, as “...lives.“) runs on to
+    # the last sentence reached.
+    return j
 
 
 def resolve_speaker(view: IndexView, question: Question, cid: int, i: int) -> Span:
@@ -147,11 +149,21 @@ def quote_start(view: IndexView, cid: int, i: int) -> int:
     return j if depth >= 0 else i
 
 
-def extend_quote(view: IndexView, question: Question, cid: int, i: int) -> Span:
+def extend_quote(
+    view: IndexView, question: Question, cid: int, i: int, nearby: tuple[int, ...] = ()
+) -> Span:
     """For "what did X say": the chosen sentence through the end of the quotation it
-    opens or introduces, and back to the start of one it closes, within the chunk."""
+    opens or introduces, and back to the start of one it closes, within the chunk. A
+    lead-in that ends its passage ("Another report by Jerusalem Post said ...") is
+    answered by the quotation opening the next passage, when that is among `nearby`
+    chunks; the lead-in's passage is then cited right after it."""
     n = len(view.chunk(cid).sentences)
     own = _text(view, cid, i)
+    if i == n - 1 and _OPEN not in own and '"' not in own and _NAMED_ATTRIBUTION.search(own):
+        for after in nearby:
+            opens = _text(view, after, 0).lstrip().startswith((_OPEN, '"'))
+            if after != cid and opens and view.previous_chunk(after) == cid:
+                return Span(after, 0, quote_end(view, after, 0), support=cid)
     first = quote_start(view, cid, i)
     if _open_quotes(own) > 0:
         return Span(cid, first, quote_end(view, cid, i))

@@ -267,8 +267,9 @@ def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[st
     """`--compare` columns: each retriever mode; each boolean feature of the retriever
     flipped (named `retriever.<flag>=off`); the answerer's other scorer
     (`scorer=hand` / `scorer=learned`); each boolean feature of the answerer flipped
-    (`<flag>=off`; a feature off by default is switched on instead). The column equal to
-    `base` is marked with '*' and holds the figures the gates check."""
+    (`<flag>=off`; a feature off by default is switched on instead); each sentence
+    feature the answerer's scorer reads switched off by name (`feature.<name>=off`). The
+    column equal to `base` is marked with '*' and holds the figures the gates check."""
     columns = []
     for mode in retriever_modes():
         config = replace(base, retriever=replace(base.retriever, mode=mode))
@@ -284,7 +285,19 @@ def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[st
         for flag in answerer_flags():
             section, state = _flip(base.answerer, flag)
             columns.append((f"{flag}={state}", replace(base, answerer=section)))
+        for name in answerer_features(base.answerer):
+            section = replace(base.answerer, off=(*base.answerer.off, name))
+            columns.append((f"feature.{name}=off", replace(base, answerer=section)))
     return columns
+
+
+def answerer_features(base: AnswererConfig | None = None) -> tuple[str, ...]:
+    """The sentence features `base`'s scorer reads (rag/answering/features.py), each of
+    which `--compare` switches off by name."""
+    from rag.answering.scorer import make_scorer
+
+    config = base or AnswererConfig()
+    return tuple(n for n in make_scorer(config).uses if n not in config.off)
 
 
 def answerer_scorers() -> tuple[str, ...]:
