@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from scripts.benchmarks import build, latency, rebuild, scale, startup, throughput
+from scripts.benchmarks import build, latency, qdrant, rebuild, scale, startup, throughput
 from scripts.benchmarks.context import ROOT, Context
 from scripts.benchmarks.measure import log
 from scripts.benchmarks.report import Section, machine, render, versions
@@ -27,6 +27,7 @@ SECTIONS: dict[str, Section] = {
     "rebuild": rebuild,
     "scale": scale,
     "startup": startup,
+    "qdrant": qdrant,
 }
 
 USAGE = """
