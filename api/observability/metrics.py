@@ -5,7 +5,7 @@ Names (the `_total`, `_bucket`, `_sum`, `_count` suffixes are prometheus_client'
 
 | metric | type | labels |
 |---|---|---|
-| rag_http_requests_total | counter | route (template: /sources/{name:path}), method, status |
+| rag_http_requests_total | counter | route (template: /sources/{name}), method, status |
 | rag_http_request_duration_seconds | histogram | route, method |
 | rag_errors_total | counter | code (the `error.code` of the response), status |
 | rag_ask_duration_seconds | histogram | stage: queue, model, ranking, total |

@@ -16,7 +16,7 @@ import logging
 import time
 
 from fastapi import FastAPI
-from starlette.routing import Mount
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.observability.context import HEADER, accept_or_create, request_fields, request_id
@@ -31,16 +31,24 @@ _ERROR_BODY_LIMIT = 64 * 1024
 _HEADER_KEY = HEADER.lower().encode()
 
 
-def route_template(scope: Scope) -> str:
+def route_template(scope: Scope, arrived: Scope) -> str:
     """The route's template (`/sources/{name:path}`), never the raw path, so the label
-    takes a handful of values however many paths are asked for."""
+    takes a handful of values however many paths are asked for. FastAPI's own routes
+    leave themselves in `scope["route"]`; others (the OpenAPI document, mounts such as
+    the chat page) are found by matching the app's routes against the scope as it
+    `arrived`."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    if route is None or path is None:
-        return UNMATCHED
-    if isinstance(route, Mount):
-        return f"{path}/{{path}}"
-    return path
+    path = getattr(route, "path_format", None)
+    if path is not None:
+        return path
+    partial = None
+    for candidate in getattr(arrived.get("app"), "routes", ()):
+        match, _ = candidate.matches(arrived)
+        if match is Match.FULL:
+            return getattr(candidate, "path_format", None) or UNMATCHED
+        if match is Match.PARTIAL and partial is None:
+            partial = candidate
+    return getattr(partial, "path_format", None) or UNMATCHED
 
 
 def error_of(body: bytes) -> tuple[str, str]:
@@ -66,6 +74,7 @@ class RequestContext:
             None,
         )
         rid = accept_or_create(given)
+        arrived = dict(scope)  # routing adds to `scope`; matching needs it as it came
         # Set, not reset afterwards: the request runs in a task of its own whose context
         # dies with it, and the error handlers that log after the route returns (in
         # Starlette's outer middleware) still need the id.
@@ -89,7 +98,7 @@ class RequestContext:
                     error_body.extend(message.get("body", b""))
                 if not message.get("more_body", False) and not recorded:
                     recorded = True
-                    self._record(scope, status, started, bytes(error_body), fields)
+                    self._record(scope, arrived, status, started, bytes(error_body), fields)
             await send(message)
 
         try:
@@ -115,10 +124,16 @@ class RequestContext:
             )
 
     def _record(
-        self, scope: Scope, status: int, started: float, body: bytes, fields: dict[str, object]
+        self,
+        scope: Scope,
+        arrived: Scope,
+        status: int,
+        started: float,
+        body: bytes,
+        fields: dict[str, object],
     ) -> None:
         seconds = time.perf_counter() - started
-        route = route_template(scope)
+        route = route_template(scope, arrived)
         method = scope["method"]
         self.metrics.requests.labels(route, method, str(status)).inc()
         self.metrics.request_seconds.labels(route, method).observe(seconds)
