@@ -43,6 +43,9 @@ def test_bench_runs_every_section_at_tiny_sizes(tmp_path: Path) -> None:
         "--scale-queries", "20",
         "--ef-search", "16",
         "--bm25-sizes", "2000",
+        "--qdrant-points", "2000",
+        "--qdrant-token-points", "200",
+        "--qdrant-queries", "10",
         "--workdir", str(tmp_path / "work"),
         "--out", str(out),
     ]  # fmt: skip
@@ -55,7 +58,9 @@ def test_bench_runs_every_section_at_tiny_sizes(tmp_path: Path) -> None:
     assert isinstance(machine["cores"], int) and isinstance(machine["cpu"], str)
     assert isinstance(data["versions"]["torch"], str)
     sections = data["sections"]
-    assert set(sections) == {"latency", "throughput", "build", "rebuild", "scale", "startup"}
+    assert set(sections) == {
+        "latency", "throughput", "build", "rebuild", "scale", "startup", "qdrant"
+    }  # fmt: skip
     for name, section in sections.items():
         assert "error" not in section, (name, section.get("error"))
 
@@ -112,3 +117,13 @@ def test_bench_runs_every_section_at_tiny_sizes(tmp_path: Path) -> None:
 
     startup = sections["startup"]
     assert _number(startup["to_first_answer_s"]) and _number(startup["rss_at_rest_mb"])
+
+    qdrant = sections["qdrant"]
+    assert qdrant["points"] == 2000 and qdrant["late"]["points"] == 200
+    # 2,000 points are below Qdrant's indexing threshold: its search is exact.
+    assert qdrant["engine"]["dense_recall_at_10"] == 1.0
+    late = qdrant["late"]
+    assert _number(late["maxsim_inside_p50_ms"]) and _number(late["maxsim_here_p50_ms"])
+    # Token embeddings on disk: float16, 384 of them per token, and some slack at most.
+    per_token = late["tokens_disk_bytes_per_point"] / late["tokens_per_chunk"]
+    assert 768 <= per_token <= 1.2 * 768
