@@ -152,17 +152,20 @@ def score_candidates(
     the chunk earlier in the corpus), duplicates not folded."""
     weights = fused_weights(config)
     c = Candidates(index, question, config, _candidates(index, question, config, sources))
-    values = {name: signal(c) for name, signal in SIGNALS.items()}
-    hits = []
-    for i, record in enumerate(c.records):
-        signals = {name: float(v[i]) for name, v in values.items()}
-        score = 0.0
-        for name, weight in weights.items():
-            score += weight * signals[name]
-        hits.append(Hit(record.id, score, signals))
-    order = {r.id: i for i, r in enumerate(c.records)}
-    hits.sort(key=lambda h: (-h.score, order[h.chunk_id]))
-    return hits
+    # float64, so that the sum below is the same double arithmetic, term by term, as a
+    # Python loop over the signals in this order.
+    values = {name: np.asarray(signal(c), dtype=np.float64) for name, signal in SIGNALS.items()}
+    scores = np.zeros(len(c.records))
+    for name, weight in weights.items():
+        scores = scores + weight * values[name]
+    columns = {name: v.tolist() for name, v in values.items()}
+    hits = [
+        Hit(record.id, score, {name: column[i] for name, column in columns.items()})
+        for i, (record, score) in enumerate(zip(c.records, scores.tolist(), strict=True))
+    ]
+    # Best first; a tie goes to the chunk earlier in the corpus (the records' order).
+    order = sorted(range(len(hits)), key=lambda i: (-hits[i].score, i))
+    return [hits[i] for i in order]
 
 
 def fold_duplicates(

@@ -54,11 +54,13 @@ def log(message: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     modes = ", ".join(f"mode={m}" for m in runner.retriever_modes())
     r_flags = ", ".join(f"retriever.{f}=off" for f in runner.retriever_flags())
+    signals = ", ".join(f"retriever.signal.{s}=off" for s in runner.retriever_signals())
     a_flags = ", ".join(f"{f}=off" for f in runner.answerer_flags())
     epilog = (
         "--compare runs these configurations in one process, side by side:\n"
         f"  {modes}\n      every value of RetrieverConfig.mode\n"
         f"  {r_flags}\n      each boolean of RetrieverConfig flipped\n"
+        f"  {signals}\n      each signal of the fused score switched off by name\n"
         f"  {a_flags}\n      each boolean of AnswererConfig flipped\n"
         "(read from rag.config, so new modes and flags appear here by themselves; a flag\n"
         "that is off by default is switched on). The column marked * is the index's own\n"

@@ -258,6 +258,15 @@ def retriever_flags() -> tuple[str, ...]:
     return bool_flags(RetrieverConfig)
 
 
+def retriever_signals(base: RetrieverConfig | None = None) -> tuple[str, ...]:
+    """The retriever's signals that weigh in `base`'s fused score (rag.retriever.SIGNALS):
+    `--compare` switches each off by name."""
+    from rag.retriever import fused_weights
+
+    weights = fused_weights(base or RetrieverConfig())
+    return tuple(name for name, weight in weights.items() if weight)
+
+
 def _flip(section: Any, flag: str) -> tuple[Any, str]:
     value = not getattr(section, flag)
     return replace(section, **{flag: value}), "on" if value else "off"
@@ -265,7 +274,8 @@ def _flip(section: Any, flag: str) -> tuple[Any, str]:
 
 def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[str, PipelineConfig]]:
     """`--compare` columns: each retriever mode; each boolean feature of the retriever
-    flipped (named `retriever.<flag>=off`); the answerer's other scorer
+    flipped (named `retriever.<flag>=off`); each signal of the fused score switched off
+    by name (`retriever.signal.<name>=off`); the answerer's other scorer
     (`scorer=hand` / `scorer=learned`); each boolean feature of the answerer flipped
     (`<flag>=off`; a feature off by default is switched on instead); each sentence
     feature the answerer's scorer reads switched off by name (`feature.<name>=off`). The
@@ -277,6 +287,9 @@ def configurations(base: PipelineConfig, answerer: bool = True) -> list[tuple[st
     for flag in retriever_flags():
         section, state = _flip(base.retriever, flag)
         columns.append((f"retriever.{flag}={state}", replace(base, retriever=section)))
+    for name in retriever_signals(base.retriever):
+        section = replace(base.retriever, off=(*base.retriever.off, name))
+        columns.append((f"retriever.signal.{name}=off", replace(base, retriever=section)))
     if answerer:
         for scorer in answerer_scorers():
             if scorer != base.answerer.scorer:

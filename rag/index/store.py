@@ -92,6 +92,9 @@ class Index:
         return [found[cid] for cid in ids if cid in found]
 
     def record(self, cid: int, *, tokens: bool = False) -> ChunkRecord:
+        cached = self._records.get((cid, tokens))
+        if cached is not None:
+            return cached
         found = self.records([cid], tokens=tokens)
         if not found:
             raise KeyError(f"no chunk with id {cid} in the index at {self.path}")

@@ -290,7 +290,7 @@ def test_sources_are_served_from_the_index_not_the_disk(
 
     shutil.copytree(seed_index_dir, index_dir)
     qa = QA.load(index_dir, embedder=embedder)
-    corpus = Path(qa.index.manifest["corpus"])
+    corpus = Path(qa.index.manifest.corpus)
     app = create_app(Settings(index_dir=index_dir, reload_interval=0), qa=qa)
     with TestClient(app) as c:
         stored = c.get(f"/sources/{SOURCE}").json()

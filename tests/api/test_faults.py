@@ -141,7 +141,7 @@ def test_kill_9_mid_embedding_leaves_the_previous_index_intact_and_served(
     kill_build_during("embedding", corpus, index_copy, tmp_path / "marker")
 
     assert fingerprint(index_copy) == before
-    assert load_index(index_copy).manifest["build_id"] == build_id
+    assert load_index(index_copy).manifest.build_id == build_id
     with serve(index_copy, tmp_path) as server:
         health = httpx.get(f"{server.url}/health", timeout=10).json()
         assert health["build_id"] == build_id
@@ -238,7 +238,10 @@ DAMAGE = {
     "documents.jsonl byte flipped": (_flip_byte("documents.jsonl"), "documents.jsonl"),
     "truncated tokens.npy": (_truncate("tokens.npy"), "tokens.npy is damaged"),
     "sparse index removed": (lambda i: shutil.rmtree(i / "sparse"), "sparse"),
-    "missing keys.json": (lambda i: (i / "keys.json").unlink(), "keys.json is missing"),
+    "missing token_offsets.npy": (
+        lambda i: (i / "token_offsets.npy").unlink(),
+        "token_offsets.npy is missing",
+    ),
     "manifest chunk count changed": (
         _edit_manifest(lambda m: m["counts"].update(chunks=m["counts"]["chunks"] + 1)),
         "manifest says",

@@ -122,7 +122,7 @@ def test_span_facts_are_worked_out_once_and_match_the_text(qa: QA) -> None:
     from rag.text import tokenize
 
     index = qa.index
-    chunk = index.chunks[0]
+    chunk = index.chunk(qa.retrieve("When did the protests begin?", 1)[0][0].chunk_id)
     text = index.documents[chunk.source].text
     s, e = chunk.sentences[0]
     assert index.span_terms(chunk.source, s, e) == frozenset(tokenize(text[s:e]))

@@ -308,17 +308,24 @@ def test_configurations_come_from_the_config_dataclasses() -> None:
     # Retriever columns: every value of RetrieverConfig.mode, the default marked *.
     assert names[:3] == ["mode=hybrid*", "mode=dense", "mode=bm25"]
     assert dict(columns)["mode=dense"].retriever.mode == "dense"
-    # Then one column per boolean field of RetrieverConfig and of AnswererConfig, each
-    # flipped alone.
+    # Then one column per boolean field of RetrieverConfig, one per weighed signal of the
+    # fused score switched off by name, one per boolean field of AnswererConfig.
     state = {True: "off", False: "on"}
     r_flags, a_flags = bools(base.retriever), bools(base.answerer)
     assert a_flags, "AnswererConfig has no boolean feature flag left to compare"
+    signals = [n for n, w in base.retriever.weights.items() if w]
+    assert signals == ["late", "late_context", "bm25", "type"]
     assert names[3:] == [
         *(f"retriever.{b}={state[getattr(base.retriever, b)]}" for b in r_flags),
+        *(f"retriever.signal.{s}=off" for s in signals),
         *(f"{b}={state[getattr(base.answerer, b)]}" for b in a_flags),
     ]
+    by_name = dict(columns)
+    for s in signals:
+        assert by_name[f"retriever.signal.{s}=off"].retriever.off == (s,)
     flipped = [("retriever", b) for b in r_flags] + [("answerer", b) for b in a_flags]
-    for (_, config), (section, flag) in zip(columns[3:], flipped, strict=True):
+    kept = columns[3 : 3 + len(r_flags)] + columns[3 + len(r_flags) + len(signals) :]
+    for (_, config), (section, flag) in zip(kept, flipped, strict=True):
         changed = [
             (s, f)
             for s, f in flipped

@@ -12,14 +12,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag.config import AnswererConfig, ChunkerConfig, EmbedderConfig, PipelineConfig
+from rag.config import (
+    AnswererConfig,
+    ChunkerConfig,
+    EmbedderConfig,
+    IndexConfig,
+    PipelineConfig,
+)
 from rag.embedder import resolve_precision
 from rag.errors import IndexMismatchError, IndexNotFoundError
 from rag.index import build_index, load_index, stale_reason
+from rag.text import tokenize
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
-
 
 
 def _copy(index: Path, tmp_path: Path) -> Path:
@@ -50,6 +56,16 @@ def test_manifest_records_what_built_the_index(seed_index_dir: Path) -> None:
     assert {"faiss-cpu", "sentence-transformers", "torch", "bm25s"} <= set(manifest["versions"])
     assert set(manifest["files"]) >= {"chunks.jsonl", "dense.faiss", "tokens.npy"}
     assert manifest["built_at"].endswith("+00:00")
+    assert manifest["format_version"] == 2
+    assert manifest["backend"] == {"kind": "local", "settings": {"dense": "flat"}}
+    assert manifest["executor"] == "local"
+    assert manifest["config"]["index"] == {
+        "backend": "local",
+        "dense": "auto",
+        "duplicate_jaccard": 0.6,
+        "duplicate_containment": 0.95,
+        "duplicate_cosine_cross_source": 0.8,
+    }
 
 
 def test_missing_index_names_the_build_command(tmp_path: Path) -> None:
@@ -115,7 +131,9 @@ def test_rebuild_reuses_vectors_and_reembeds_only_a_changed_file(
     # Two new chunks; nothing else changed, so the other 218 come from the previous index.
     assert (added.chunks, added.embedded, added.reused) == (220, 2, 218)
     loaded = load_index(index)
-    assert len(loaded.chunks) == loaded.sparse.size == loaded.dense.size == 220
+    assert loaded.backend.count() == loaded.manifest.counts.chunks == 220
+    found = loaded.backend.lexical_search(tokenize("second new paragraph"), 1)
+    assert loaded.chunk(found[0][0]).source == "new.txt"
 
 
 def test_an_unchanged_corpus_over_a_damaged_index_is_rebuilt(
@@ -124,21 +142,22 @@ def test_an_unchanged_corpus_over_a_damaged_index_is_rebuilt(
     """Keeping an up-to-date index checks its files: a damaged one is built again."""
     index = _copy(seed_index_dir, tmp_path)
     old = json.loads((index / "manifest.json").read_text())["build_id"]
-    with (index / "keys.json").open("r+b") as fh:
-        fh.seek(10)
+    with (index / "token_ids.npy").open("r+b") as fh:
+        fh.seek(200)
         fh.write(b"#")
     report = build_index(ROOT / "seeds", index, embedder=embedder)
     assert not report.unchanged
     assert json.loads((index / "manifest.json").read_text())["build_id"] != old
-    assert len(load_index(index).chunks) == 218
+    assert load_index(index).backend.count() == 218
     # Other settings than the index was built with: built again too.
     other = PipelineConfig(answerer=AnswererConfig(min_score=0.5))
     assert not build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
     assert build_index(ROOT / "seeds", index, other, embedder=embedder).unchanged
     # Another dense index kind than the one on disk: built again.
-    hnsw = build_index(ROOT / "seeds", index, other, embedder=embedder, dense_kind="hnsw")
+    hnsw_config = PipelineConfig(index=IndexConfig(dense="hnsw"), answerer=other.answerer)
+    hnsw = build_index(ROOT / "seeds", index, hnsw_config, embedder=embedder)
     assert not hnsw.unchanged
-    assert load_index(index).manifest["dense"]["kind"] == "hnsw"
+    assert load_index(index).manifest.backend.settings == {"dense": "hnsw"}
 
 
 def test_a_build_killed_before_its_rename_leaves_the_old_index(
@@ -153,9 +172,9 @@ def test_a_build_killed_before_its_rename_leaves_the_old_index(
     script = textwrap.dedent(
         f"""
         import os, signal
-        import rag.index.store as store
-        store._swap_into_place = lambda tmp, out: os.kill(os.getpid(), signal.SIGKILL)
-        store.build_index({str(corpus)!r}, {str(index)!r})
+        import rag.index.build as build
+        build.swap_into_place = lambda tmp, out: os.kill(os.getpid(), signal.SIGKILL)
+        build.build_index({str(corpus)!r}, {str(index)!r})
         """
     )
     proc = subprocess.run(
@@ -164,5 +183,5 @@ def test_a_build_killed_before_its_rename_leaves_the_old_index(
     assert proc.returncode == -9, proc.stderr.decode()
     assert (index / "manifest.json").read_text() == before
     loaded = load_index(index)
-    assert len(loaded.chunks) == 218
+    assert loaded.backend.count() == 218
     assert "new.txt" not in loaded.documents
