@@ -46,7 +46,6 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,6 +66,7 @@ from rag.index.backend import (
     maxsim_records,
 )
 from rag.index.backends import qdrant_sparse
+from rag.index.backends.qdrant_points import from_point, link_payload, sparse, to_point
 from rag.index.backends.qdrant_settings import (
     DENSE,
     SPARSE,
@@ -127,14 +127,6 @@ def _source_filter(sources: Sources) -> models.Filter | None:
     return models.Filter(
         must=[models.FieldCondition(key="source", match=models.MatchAny(any=sorted(sources)))]
     )
-
-
-def _link_payload(links: ChunkLinks) -> dict[str, Any]:
-    return {"duplicates": list(links.duplicates), "previous": links.previous}
-
-
-def _sparse(vector: qdrant_sparse.SparseVector) -> models.SparseVector:
-    return models.SparseVector(indices=vector.indices, values=vector.values)
 
 
 class QdrantBackend(SearchBackend):
@@ -424,7 +416,7 @@ class QdrantBackend(SearchBackend):
         size = self.collection_settings.upsert_batch
         for batch in kept:
             for lo in range(0, len(batch), size):
-                points = [self._point(r, avgdl) for r in batch[lo : lo + size]]
+                points = [to_point(r, self._links.get(r.id), avgdl) for r in batch[lo : lo + size]]
                 self.client.upsert(self.collection, points, wait=True)
                 self._stored += len(points)
         stored_links = {k: v for k, v in self._links.items() if k not in last}
@@ -433,7 +425,7 @@ class QdrantBackend(SearchBackend):
                 self.collection,
                 [
                     models.SetPayloadOperation(
-                        set_payload=models.SetPayload(payload=_link_payload(v), points=[k])
+                        set_payload=models.SetPayload(payload=link_payload(v), points=[k])
                     )
                     for k, v in stored_links.items()
                 ],
@@ -444,30 +436,6 @@ class QdrantBackend(SearchBackend):
         self._deleted.clear()
         self._links.clear()
         self._tokens.clear()
-
-    def _point(self, record: ChunkRecord, avgdl: float) -> models.PointStruct:
-        assert record.tokens is not None and record.token_ids is not None
-        assert record.token_spans is not None
-        chunk = record.chunk
-        links = self._links.get(record.id, ChunkLinks(record.duplicates, record.previous))
-        payload = {
-            **asdict(chunk),
-            "key": record.key,
-            **_link_payload(links),
-            "token_ids": np.asarray(record.token_ids).tolist(),
-            "token_spans": np.asarray(record.token_spans).reshape(-1, 2).tolist(),
-        }
-        sparse = qdrant_sparse.document_vector(tokenize(chunk.embedded), avgdl)
-        return models.PointStruct(
-            id=record.id,
-            vector={
-                DENSE: np.asarray(record.vector, dtype=np.float32).tolist(),
-                # float16 values, as the collection stores them (its datatype).
-                TOKENS: np.asarray(record.tokens, dtype=np.float16).astype(np.float32).tolist(),
-                SPARSE: _sparse(sparse),
-            },
-            payload=payload,
-        )
 
     def _rewrite_sparse(self, avgdl: float) -> None:
         """New sparse vectors for every stored point (the length normalisation moved)."""
@@ -486,7 +454,7 @@ class QdrantBackend(SearchBackend):
                 context, text = payload.get("context", ""), payload.get("text", "")
                 embedded = f"{context}\n{text}" if context else text
                 vector = qdrant_sparse.document_vector(tokenize(embedded), avgdl)
-                updates.append(models.PointVectors(id=r.id, vector={SPARSE: _sparse(vector)}))
+                updates.append(models.PointVectors(id=r.id, vector={SPARSE: sparse(vector)}))
             if updates:
                 self.client.update_vectors(self.collection, updates, wait=True)
             if offset is None:
@@ -518,7 +486,7 @@ class QdrantBackend(SearchBackend):
             return []
         found = self.client.query_points(
             self.collection,
-            query=_sparse(query),
+            query=sparse(query),
             using=SPARSE,
             limit=k,
             query_filter=_source_filter(sources),
@@ -535,7 +503,7 @@ class QdrantBackend(SearchBackend):
         wanted = sorted({int(i) for i in ids})
         found = self.client.query_points(
             self.collection,
-            query=_sparse(query),
+            query=sparse(query),
             using=SPARSE,
             limit=len(wanted),
             query_filter=models.Filter(must=[models.HasIdCondition(has_id=wanted)]),
@@ -545,43 +513,6 @@ class QdrantBackend(SearchBackend):
         for n, i in enumerate(ids):
             scores[n] = by_id.get(int(i), 0.0)
         return scores
-
-    def _record(self, point: Any, tokens: bool) -> ChunkRecord:
-        payload = dict(point.payload or {})
-        vectors = point.vector or {}
-        fields = {k: payload[k] for k in _CHUNK_FIELDS if k in payload}
-        fields["sentences"] = tuple(tuple(s) for s in fields.get("sentences", ()))
-        chunk = Chunk(**fields)
-        cid = int(point.id)
-        record = ChunkRecord(
-            id=cid,
-            chunk=chunk,
-            vector=np.asarray(vectors[DENSE], dtype=np.float32),
-            key=str(payload["key"]),
-            duplicates=tuple(int(i) for i in payload.get("duplicates", ())),
-            previous=payload.get("previous"),
-        )
-        if not tokens:
-            return record
-        cached = self._tokens.get(cid)
-        if cached is None:
-            emb = np.asarray(vectors.get(TOKENS, []), dtype=np.float16).reshape(-1, self.dimension)
-            ids = np.asarray(payload.get("token_ids", []), dtype=np.int32)
-            spans = np.asarray(payload.get("token_spans", []), dtype=np.int32).reshape(-1, 2)
-            cached = (emb, ids, spans)
-            self._tokens.put(cid, cached)
-        emb, ids, spans = cached
-        return ChunkRecord(
-            record.id,
-            chunk,
-            record.vector,
-            record.key,
-            tokens=emb,
-            token_ids=ids,
-            token_spans=spans,
-            duplicates=record.duplicates,
-            previous=record.previous,
-        )
 
     @_guarded
     def fetch(self, ids: Sequence[int], *, tokens: bool = False) -> list[ChunkRecord]:
@@ -604,7 +535,11 @@ class QdrantBackend(SearchBackend):
                 self.collection, rest, with_payload=light, with_vectors=[DENSE]
             ):
                 found[int(p.id)] = p
-        return [self._record(found[i], tokens) for i in map(int, ids) if i in found]
+        return [
+            from_point(found[i], tokens, self._tokens, self.dimension)
+            for i in map(int, ids)
+            if i in found
+        ]
 
     @_guarded
     def lookup_keys(self, keys: Collection[str]) -> dict[str, ChunkRecord]:
@@ -625,7 +560,7 @@ class QdrantBackend(SearchBackend):
                     with_vectors=[DENSE, TOKENS],
                 )
                 for p in points:
-                    record = self._record(p, tokens=True)
+                    record = from_point(p, True, self._tokens, self.dimension)
                     out.setdefault(record.key, record)
                 if offset is None:
                     break
