@@ -8,6 +8,7 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,23 +47,31 @@ class TokenCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.bytes = max_bytes, 0
         self.items: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        # The server ranks on more than one thread.
+        self._lock = threading.Lock()
 
     def get(self, cid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        item = self.items.get(cid)
-        if item is not None:
-            self.items.move_to_end(cid)
-        return item
+        with self._lock:
+            item = self.items.get(cid)
+            if item is not None:
+                self.items.move_to_end(cid)
+            return item
 
     def put(self, cid: int, item: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.items[cid] = item
-        self.bytes += sum(a.nbytes for a in item)
-        while self.bytes > self.max_bytes and self.items:
-            _, old = self.items.popitem(last=False)
-            self.bytes -= sum(a.nbytes for a in old)
+        with self._lock:
+            old = self.items.pop(cid, None)
+            if old is not None:
+                self.bytes -= sum(a.nbytes for a in old)
+            self.items[cid] = item
+            self.bytes += sum(a.nbytes for a in item)
+            while self.bytes > self.max_bytes and self.items:
+                _, old = self.items.popitem(last=False)
+                self.bytes -= sum(a.nbytes for a in old)
 
     def clear(self) -> None:
-        self.items.clear()
-        self.bytes = 0
+        with self._lock:
+            self.items.clear()
+            self.bytes = 0
 
 
 class StatsFile:

@@ -21,7 +21,7 @@ from rag.config import IndexConfig, PipelineConfig
 from rag.errors import BackendUnavailableError, IndexMismatchError, RagError
 from rag.index.backend import ChunkRecord, SearchBackend, chunk_id, create_backend, open_backend
 from rag.index.backends.qdrant_settings import DEFAULT_SETTINGS, ENV_SETTINGS, load_settings
-from rag.index.backends.qdrant_support import ENV_URL
+from rag.index.backends.qdrant_support import ENV_URL, TokenCache
 from rag.index.manifest import BackendInfo, Counts, Manifest, ModelInfo
 from scripts.harness import free_port
 
@@ -242,3 +242,22 @@ client = QdrantClient(path=sys.argv[1])
 print("holding", flush=True)
 time.sleep(60)
 """
+
+
+def test_token_cache_keeps_the_most_recent_within_its_bytes() -> None:
+    def item(rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.zeros((rows, 4), np.float16),
+            np.zeros(rows, np.int32),
+            np.zeros((rows, 2), np.int32),
+        )
+
+    size = sum(a.nbytes for a in item(10))  # 80 + 40 + 80 bytes
+    cache = TokenCache(max_bytes=3 * size)
+    for cid in range(3):
+        cache.put(cid, item(10))
+    assert cache.get(0) is not None  # 0 is now the most recent
+    cache.put(3, item(10))  # over budget: the least recent (1) goes
+    assert cache.get(1) is None and cache.get(0) is not None and cache.get(3) is not None
+    cache.put(3, item(10))  # replacing an entry does not count it twice
+    assert cache.bytes == 3 * size
