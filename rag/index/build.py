@@ -202,9 +202,11 @@ def build_index(
     executor: Executor | None = None,
     use_cache: bool = True,
     backend_settings: Mapping[str, Any] | None = None,
+    block_size: int = BLOCK_SIZE,
 ) -> BuildReport:
     """Read `corpus`, chunk, embed, store through the backend `config.index.backend`
-    names, and atomically replace the index at `out`."""
+    names, and atomically replace the index at `out`. Chunks reach the backend
+    `block_size` at a time (memory depends on it, not on the corpus)."""
     started = time.perf_counter()
     config = config or PipelineConfig()
     corpus, out = Path(corpus), Path(out)
@@ -244,7 +246,8 @@ def build_index(
     published = False
     try:
         backend = create_backend(tmp, model.dimension, config.index, backend_settings)
-        plan = BuildPlan(corpus, docs, config, cache, f"{model.name}@{model.document_precision}")
+        tag = f"{model.name}@{model.document_precision}"
+        plan = BuildPlan(corpus, docs, config, cache, tag, block_size)
         # What duplicate detection needs, kept per chunk: the vector of its own text.
         ids: list[int] = []
         chunks: list[Chunk] = []
