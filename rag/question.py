@@ -63,6 +63,19 @@ def key_names(question: str) -> list[str]:
     return list(dict.fromkeys(t for w in words for t in tokenize(w)))
 
 
+def name_phrases(question: str) -> list[tuple[str, ...]]:
+    """The terms of each name the question mentions, a run of capitalised words being
+    one name ("United States" -> ("unit", "state")): an article that holds any term of a
+    name mentions it ("the US ... state media" is no proof, but "China" absent is)."""
+    rest = " " + question.split(" ", 1)[1] if " " in question else ""
+    phrases: list[tuple[str, ...]] = []
+    for run in re.finditer(rf"{_NAME_WORD.pattern}(?:\s+(?:[A-Z][\w’'.-]*|\d[\d,.]*))*", rest):
+        terms = tuple(dict.fromkeys(tokenize(run.group(0))))
+        if terms and terms not in phrases:
+            phrases.append(terms)
+    return phrases
+
+
 @dataclass(frozen=True)
 class Question:
     text: str
@@ -75,6 +88,8 @@ class Question:
     names: list[str]
     # Cosines of `tokens` with every token of the index, when computed for a batch.
     token_sims: np.ndarray | None = None
+    # The same names, the terms of each kept together (`name_phrases`).
+    phrases: tuple[tuple[str, ...], ...] = ()
 
 
 def analyse(text: str, encoded: EncodedQuestion, token_sims: np.ndarray | None = None) -> Question:
@@ -87,4 +102,5 @@ def analyse(text: str, encoded: EncodedQuestion, token_sims: np.ndarray | None =
         expects=expected_answer(text),
         names=key_names(text),
         token_sims=token_sims,
+        phrases=tuple(name_phrases(text)),
     )

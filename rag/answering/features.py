@@ -170,15 +170,28 @@ def _named(term: str, present: frozenset[str]) -> bool:
     )
 
 
+# Names that articles mostly write another way: the terms of a name's phrase -> terms
+# that stand for it ("the US", "American", "Washington" for the United States).
+ALIASES: dict[tuple[str, ...], frozenset[str]] = {
+    ("unit", "state"): frozenset({"us", "america", "american", "washington"}),
+    ("unit", "kingdom"): frozenset({"uk", "britain", "british", "london"}),
+    ("unit", "nation"): frozenset({"un"}),
+    ("european", "union"): frozenset({"eu", "brussel"}),
+}
+
+
 def _subject_missing(c: Candidate, x: Context) -> float:
-    """Whether the candidate's article lacks one of the question's names (terms of 3+
-    characters): an answer about China needs an article that mentions China, however
-    well another article matches the rest of the question."""
-    names = [t for t in x.question.names if len(t) > 2]
-    if not names:
-        return 0.0
+    """Whether the candidate's article lacks one of the names the question mentions (no
+    term of it, of 3+ characters, there): an answer about China needs an article that
+    mentions China, however well another article matches the rest of the question."""
     present = x.view.document_terms(x.view.chunk(c.chunk_id).source)
-    return float(any(not _named(t, present) for t in names))
+    for phrase in x.question.phrases:
+        terms = [t for t in phrase if len(t) > 2]
+        if not terms or ALIASES.get(phrase, frozenset()) & present:
+            continue
+        if not any(_named(t, present) for t in terms):
+            return 1.0
+    return 0.0
 
 
 FEATURES: dict[str, Feature] = {

@@ -1,0 +1,83 @@
+"""Sentence features that decide abstention (rag/answering/features.py): a name the
+corpus lacks, a name the answer's article lacks. Exact values on a hand-made corpus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from rag.answering import features as F
+from rag.chunker import Chunk
+from rag.config import AnswererConfig
+from rag.question import Question, expected_answer, key_names, name_phrases
+from rag.text import tokenize
+
+DOCS = {
+    "iran.txt": "The US warned Iran. Russia sold S-400 systems to Tehran in 2021.",
+    "china.txt": "China buys most of Iran's oil exports.",
+}
+
+
+@dataclass
+class Corpus:
+    """The slice of IndexView these features read: one chunk per document."""
+
+    def chunk(self, cid: int) -> Chunk:
+        source = sorted(DOCS)[cid]
+        return Chunk(source, 1, 0, len(DOCS[source]), DOCS[source], 0)
+
+    def document_terms(self, source: str) -> frozenset[str]:
+        return frozenset(tokenize(DOCS[source]))
+
+    def term_idf(self, term: str) -> float:
+        return 1.0 if any(term in self.document_terms(s) for s in DOCS) else 0.0
+
+
+def values(question: str, cid: int) -> dict[str, float]:
+    empty = np.zeros((0, 4), dtype=np.float32)
+    q = Question(
+        question,
+        np.zeros(4),
+        empty,
+        np.zeros(0, np.int64),
+        tokenize(question),
+        expected_answer(question),
+        key_names(question),
+        phrases=tuple(name_phrases(question)),
+    )
+    c = F.Candidate(cid, 0, 0, 10, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
+    context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]
+    return {
+        "key_absent": F._key_absent(c, context),
+        "subject_missing": F._subject_missing(c, context),
+    }
+
+
+@pytest.mark.parametrize(
+    ("question", "cid", "key_absent", "subject_missing"),
+    [
+        # Gazprom is in no document: nothing can answer.
+        ("How much gas does Gazprom sell to Iran?", 1, 1.0, 1.0),
+        # China is in the corpus, but not in the article about Iran (cid 1).
+        ("What did China's foreign minister say about Iran?", 1, 0.0, 1.0),
+        ("What did China's foreign minister say about Iran?", 0, 0.0, 0.0),
+        # "United States" is written "US" in the article: an alias, not a missing name.
+        ("What did the United States tell Iran?", 1, 1.0, 0.0),
+        # In the article, a longer form of a name counts ("Iranian" for "Iran"); the
+        # corpus-wide check is exact: a form no chunk uses counts as absent.
+        ("Which Iranian city was hit?", 1, 1.0, 0.0),
+        # No name at all: neither rule applies.
+        ("how many systems were sold?", 1, 0.0, 0.0),
+    ],
+)
+def test_names_the_corpus_or_the_article_lacks(
+    question: str, cid: int, key_absent: float, subject_missing: float
+) -> None:
+    assert values(question, cid) == {"key_absent": key_absent, "subject_missing": subject_missing}
+
+
+def test_every_feature_is_named_once_and_the_hand_weights_name_features() -> None:
+    assert len(F.FEATURES) == len(set(F.FEATURES))
+    assert set(AnswererConfig().weights) <= set(F.FEATURES)
