@@ -66,6 +66,8 @@ class _Job:
     taken: float = 0.0
     model_s: float = 0.0
     rank_s: float = 0.0
+    # Build id of the index that answered (the pipeline its batch started with).
+    build: str | None = None
 
 
 class Engine:
@@ -161,6 +163,13 @@ class Engine:
     async def ask(
         self, question: str, top_k: int, sources: Collection[str] | None = None
     ) -> Result:
+        return (await self.ask_with_build(question, top_k, sources))[0]
+
+    async def ask_with_build(
+        self, question: str, top_k: int, sources: Collection[str] | None = None
+    ) -> tuple[Result, str | None]:
+        """The answer and the build id of the index it came from, which can differ from
+        `build_id` by the time it returns (a reload swaps the index between batches)."""
         # The one check of a question (rag.request), with this server's length limit.
         question = check_question(question, top_k, self.settings.max_question_chars)
         # Unknown source names fail now (422), not after queueing; raises the 503 at once
@@ -179,7 +188,7 @@ class Engine:
         finally:
             self._inflight -= 1
         self._observe(job, result)
-        return result
+        return result, job.build
 
     def _observe(self, job: _Job, result: Result) -> None:
         total = time.perf_counter() - job.queued
@@ -237,6 +246,8 @@ class Engine:
             for job in batch:
                 job.taken = taken
             qa = self._qa
+            for job in batch:
+                job.build = qa.index.manifest.build_id if qa is not None else None
             await self._stages.acquire()
             assert self._queue is not None
             inline = len(batch) == 1 and self._ranking == 0 and self._queue.empty()

@@ -78,10 +78,12 @@ async def health(engine: EngineDep) -> Health:
 )
 async def ask(body: AskRequest, engine: EngineDep) -> JSONResponse:
     """Answer a question with verbatim text from the articles and exact citations."""
-    result = await engine.ask(body.question, body.top_k, body.sources)
+    result, build = await engine.ask_with_build(body.question, body.top_k, body.sources)
     # AskResponse is the library's `Result`: returning its dict directly skips a second
-    # validation of every citation on the hot path.
-    return JSONResponse(result.to_dict())
+    # validation of every citation on the hot path. X-Index-Build names the build that
+    # answered, so a client (and the hot-reload test) can tie the citations to one index.
+    headers = {"X-Index-Build": build} if build else None
+    return JSONResponse(result.to_dict(), headers=headers)
 
 
 @protected.get("/sources", response_model=SourceList, responses=_ERRORS, tags=["sources"])

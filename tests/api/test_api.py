@@ -53,6 +53,9 @@ def test_ask_answers_with_verbatim_citations(client: TestClient) -> None:
     body = response.json()
     _check_ask_contract(body, QUESTION, 3)
     assert "December" in body["answer"]
+    # The build that answered, as /health and the manifest name it.
+    build = client.get("/health").json()["build_id"]
+    assert response.headers["x-index-build"] == build and len(build) == 32
 
 
 def test_ask_defaults_to_five_citations(client: TestClient) -> None:

@@ -25,6 +25,8 @@ import httpx
 import pytest
 
 from rag import cli
+from rag.chunker import split_paragraphs
+from rag.config import ChunkerConfig
 from rag.corpus import read_corpus
 from rag.errors import CorpusError, IndexMismatchError
 from rag.index import load_index
@@ -308,14 +310,16 @@ def test_missing_index_is_refused_with_the_build_command(tmp_path: Path) -> None
 
 
 class Hammer:
-    """N threads asking questions (and reading /health and /sources) until stopped."""
+    """N threads asking questions (and reading /sources) until stopped, keeping every
+    response with the build id it says it came from."""
 
     def __init__(self, url: str, clients: int) -> None:
         self.url = url
         self.stop = threading.Event()
         self.ok = 0
         self.failures: list[str] = []
-        self.sources_seen: set[str] = set()
+        self.answers: list[tuple[str, dict]] = []  # (X-Index-Build, body) of POST /ask
+        self.source_lists: list[frozenset[str]] = []
         self.lock = threading.Lock()
         self.threads = [
             threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)
@@ -330,6 +334,10 @@ class Hammer:
         self.stop.set()
         for t in self.threads:
             t.join(60)
+
+    def builds(self) -> set[str]:
+        with self.lock:
+            return {build for build, _ in self.answers}
 
     def _run(self, i: int) -> None:
         questions = [
@@ -351,18 +359,49 @@ class Hammer:
                     if r.status_code != 200:
                         raise AssertionError(f"{r.status_code} {r.text[:200]}")
                     data = r.json()
-                    citations = data.get("citations", [])
-                    for cite in citations:
-                        # Each response is self-consistent: offsets span the cited text.
-                        assert cite["end"] - cite["start"] >= len(cite["text"].strip()), cite
-                    cited = {cite["source"] for cite in citations}
                     with self.lock:
                         self.ok += 1
-                        self.sources_seen |= cited
+                        if n % 10 == 0:
+                            self.source_lists.append(
+                                frozenset(s["source"] for s in data["sources"])
+                            )
+                        else:
+                            self.answers.append((r.headers.get("x-index-build", ""), data))
                 except Exception as exc:
                     with self.lock:
                         self.failures.append(repr(exc))
                     time.sleep(0.5)
+
+
+class Build:
+    """What a build holds, from its corpus on disk: each file's text and paragraphs."""
+
+    def __init__(self, corpus: Path) -> None:
+        docs = read_corpus(corpus)
+        self.texts = {d.source: d.text for d in docs}
+        self.paragraphs = {
+            d.source: {p.number: p for p in split_paragraphs(d, ChunkerConfig())} for d in docs
+        }
+
+    def holds(self, source: str, paragraph: int, start: int, end: int, text: str) -> bool:
+        """The span is this build's text, inside the paragraph it is numbered with."""
+        p = self.paragraphs.get(source, {}).get(paragraph)
+        return (
+            p is not None
+            and p.start <= start < end <= p.end
+            and self.texts[source][start:end] == text
+        )
+
+    def explains(self, body: dict) -> bool:
+        """Every citation and the answer of a response exist in this build."""
+        spans = [
+            (c["source"], c["paragraph"], c["start"], c["end"], c["text"])
+            for c in body["citations"]
+        ]
+        if body["answer"] is not None:
+            a = body["answer_source"]
+            spans.append((a["source"], a["paragraph"], a["start"], a["end"], body["answer"]))
+        return bool(body["citations"]) and all(self.holds(*span) for span in spans)
 
 
 def build_id(index: Path) -> str:
@@ -372,12 +411,21 @@ def build_id(index: Path) -> str:
 def test_hot_reload_under_concurrent_requests_loses_nothing(
     index_copy: Path, tmp_path: Path
 ) -> None:
+    """Every response comes from one build, whole: its citations exist in the build its
+    X-Index-Build header names, at their offsets and paragraph numbers. The new build
+    moves every seed paragraph (a line is added at the top of each file), so a response
+    mixing the two builds cannot pass for either."""
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
+    for f in corpus.glob("*.txt"):
+        f.write_text(
+            "Reprinted with corrections.\n" + f.read_text(encoding="utf-8"), encoding="utf-8"
+        )
     (corpus / "lisbon.txt").write_text(
         "Lisbon weather\n\nThe weather in Lisbon today is sunny and mild, with a light "
         "breeze from the Atlantic and a high of 21 degrees.\n"
     )
+    builds = {build_id(index_copy): Build(SEEDS)}
     old = build_id(index_copy)
     env = {"RAG_RELOAD_INTERVAL": "0.5"}
     with serve(index_copy, tmp_path, env=env) as server:
@@ -387,21 +435,35 @@ def test_hot_reload_under_concurrent_requests_loses_nothing(
             assert done.returncode == 0, done.stderr
             new = build_id(index_copy)
             assert new != old
+            builds[new] = Build(corpus)
             wait_for(
                 lambda: httpx.get(f"{server.url}/health", timeout=30).json()["build_id"] == new,
                 60,
                 "the server did not reload the new build",
             )
-            swapped_at = load.ok
             # Keep asking on the new index (the machine is shared: count answers, not time).
             wait_for(
-                lambda: load.ok >= swapped_at + 8 or load.failures, 120, "no answers after swap"
+                lambda: sum(b == new for b, _ in list(load.answers)) >= 8 or load.failures,
+                120,
+                "no answers from the new build",
             )
         assert load.failures == [], load.failures[:5]
+        # Both builds answered, and each response is wholly from the build it names.
+        served = [b for b, _ in load.answers]
+        assert set(served) == {old, new}, set(served)
+        assert served.count(old) >= 1 and served.count(new) >= 8
+        for build, body in load.answers:
+            other = new if build == old else old
+            assert builds[build].explains(body), (build, body)
+            assert not builds[other].explains(body), (build, body)
+        # /sources lists one build's files, never a mixture.
+        old_names, new_names = set(builds[old].texts), set(builds[new].texts)
+        assert {frozenset(old_names), frozenset(new_names)} >= set(load.source_lists)
         with httpx.Client(base_url=server.url, timeout=60) as c:
             names = {s["source"] for s in c.get("/sources").json()["sources"]}
-            assert "lisbon.txt" in names
+            assert names == new_names and "lisbon.txt" in names
             r = c.post("/ask", json={"question": "What is the weather like in Lisbon today?"})
+            assert r.headers["x-index-build"] == new
             assert r.json()["citations"][0]["source"] == "lisbon.txt"
         assert "Traceback" not in server.log()
 
