@@ -348,7 +348,13 @@ def test_a_worker_killed_mid_build_is_restarted_and_the_index_is_complete(
     assert killer.killed is not None, "no embedding actor was seen running a batch"
     assert report.chunks == report.embedded + report.reused == 654
     build_index(corpus, tmp_path / "local", PipelineConfig(), embedder=embedder)
-    assert _rows(tmp_path / "ray") == _rows(tmp_path / "local")
+    # Every copy of a text is a duplicate of the others at cosine 1.0, so which of them
+    # fill a chunk's ten nearest neighbours turns on the last bit of the vectors: the
+    # duplicate lists are left out here (the seeds test compares them).
+    ray_rows, local_rows = _rows(tmp_path / "ray"), _rows(tmp_path / "local")
+    for row in (*ray_rows, *local_rows):
+        del row["duplicates"]
+    assert ray_rows == local_rows
     lv, rv = _vectors(tmp_path / "local")[0], _vectors(tmp_path / "ray")[0]
     assert min(float(a @ b) for a, b in zip(lv, rv, strict=True)) > 0.9999
     assert _wait_gone(list(_embedder_actors(ray_head))) == []
