@@ -172,10 +172,18 @@ def test_kill_9_during_the_upsert_leaves_the_old_alias_serving(
         client.close()
 
 
-def test_sources_filter_through_a_real_server_on_qdrant(qdrant_index: Path, tmp_path: Path) -> None:
+def test_a_real_server_on_qdrant_filters_sources_and_reloads_a_new_build(
+    qdrant_index: Path, embedder: Embedder, tmp_path: Path
+) -> None:
+    """Through `rag serve`: `sources` restricts citations and answer; then a build runs
+    while the server holds the embedded store (the build reads a copy of it for its
+    embedding cache), and the server swaps the new build in without failing a request."""
     question = "Who is Nikita Smagin?"
     only = "001_77e29c8a411f06ba.txt"
-    with serve(qdrant_index, tmp_path) as server:
+    index = tmp_path / "index"
+    shutil.copytree(qdrant_index, index)
+    # Start-up opens the embedded store (every point unpickled): slow on a loaded machine.
+    with serve(index, tmp_path, env={"RAG_RELOAD_INTERVAL": "0.3"}, timeout=240) as server:
         health = httpx.get(f"{server.url}/health", timeout=10).json()
         assert health["counts"]["chunks"] == Manifest.load(qdrant_index).counts.chunks
         everywhere = httpx.post(
@@ -194,6 +202,27 @@ def test_sources_filter_through_a_real_server_on_qdrant(qdrant_index: Path, tmp_
         )
         assert unknown.status_code == 422
         assert "'nope.txt'" in unknown.json()["error"]["message"]
+
+        corpus = tmp_path / "corpus"
+        shutil.copytree(SEEDS, corpus)
+        with (corpus / only).open("a", encoding="utf-8") as fh:
+            fh.write("\nA reload check: the lighthouse keeper counted 4,181 gulls.\n")
+        report = build_index(corpus, index, QDRANT, embedder=embedder)
+        assert report.embedded == 1 and report.reused == report.chunks - 1
+        new_id = Manifest.load(index).build_id
+        statuses = []
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{server.url}/health", timeout=10).json()["build_id"] != new_id:
+            assert time.monotonic() < deadline, server.log()[-2000:]
+            asked = httpx.post(f"{server.url}/ask", json={"question": question}, timeout=60)
+            statuses.append(asked.status_code)
+        assert set(statuses) <= {200}
+        answer = httpx.post(
+            f"{server.url}/ask",
+            json={"question": "How many gulls did the keeper count?"},
+            timeout=60,
+        ).json()
+        assert "4,181" in answer["citations"][0]["text"]
 
 
 def test_qdrant_unavailable_at_request_time_is_a_503(
