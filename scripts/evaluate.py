@@ -93,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         "mixed index is built once under --cache-dir",
     )
     src.add_argument(
-        "--corpus", type=Path, default=ROOT / "seeds", help="the set's corpus, for --mix-beir"
+        "--corpus",
+        type=Path,
+        default=ROOT / "seeds",
+        help="the set's corpus: answers and citations are checked verbatim against these "
+        "files on disk (imported with --squad or --mix-beir: the imported files)",
     )
     src.add_argument("--mode", choices=runner.retriever_modes(), help="retriever mode")
     src.add_argument("--compare", action="store_true", help="run the configurations below")
@@ -180,8 +184,11 @@ def question_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
         "half": args.half,
         "mixed_in": None if args.mix_beir is None else str(args.mix_beir),
     }
+    # The files verbatim is checked against: the articles on disk, never the index's copy.
+    corpus = index_dir.parent / "corpus" if args.squad or args.mix_beir else args.corpus
+    about["verbatim_against"] = str(corpus)
     if args.url:
-        target = runner.HttpTarget(args.url, args.api_key, args.timeout)
+        target = runner.HttpTarget(args.url, args.api_key, args.timeout, corpus=corpus)
         try:
             records = runner.run_questions(questions, target, args.top_k, progress, args.url)
         finally:
@@ -198,7 +205,7 @@ def question_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[
     for name, config in columns:
         qa = runner.load_qa(index_dir, config, embedder(base.embedder.model))
         records = runner.run_questions(
-            questions, runner.LibraryTarget(qa, name), args.top_k, progress, name
+            questions, runner.LibraryTarget(qa, name, corpus), args.top_k, progress, name
         )
         runs.append(run_entry(name, config, records))
     about.update(target="library", index=str(index_dir))

@@ -2,8 +2,11 @@
 
 Two targets answer questions the same way the metrics read them (the API's JSON):
 - `LibraryTarget` calls `QA.ask` in this process;
-- `HttpTarget` posts to `POST /ask` of a running server and reads the files' text back
-  through `GET /sources/{name}` to check that citations are verbatim.
+- `HttpTarget` posts to `POST /ask` of a running server.
+Citations and answers are checked verbatim against the articles on disk (`CorpusFiles`),
+not against the index's or the server's own copy, which would check them against
+themselves. Without a corpus folder the targets fall back to that copy, which checks
+only that offsets and text agree inside the index.
 
 `configurations` derives the `--compare` columns from the config dataclasses
 themselves, so a new retriever mode or a new answerer flag shows up without editing
@@ -48,15 +51,39 @@ class Target(Protocol):
     def file_text(self, source: str) -> str | None: ...
 
 
+class CorpusFiles:
+    """The articles as they are on disk, decoded as UTF-8 like the corpus reader does.
+    A source that is not a file of the folder has no text (""), so nothing cited from it
+    counts as verbatim."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder).resolve()
+        self._texts: dict[str, str] = {}
+
+    def __call__(self, source: str) -> str:
+        if source not in self._texts:
+            path = (self.folder / source).resolve()
+            try:
+                inside = path.is_relative_to(self.folder) and path.is_file()
+                text = path.read_bytes().decode("utf-8") if inside else ""
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            self._texts[source] = text
+        return self._texts[source]
+
+
 class LibraryTarget:
-    def __init__(self, qa: QA, name: str = "library") -> None:
+    def __init__(self, qa: QA, name: str = "library", corpus: Path | None = None) -> None:
         self.qa = qa
         self.name = name
+        self._files = CorpusFiles(corpus) if corpus is not None else None
 
     def ask(self, question: str, top_k: int) -> dict[str, Any]:
         return self.qa.ask(question, top_k).to_dict()
 
     def file_text(self, source: str) -> str | None:
+        if self._files is not None:
+            return self._files(source)
         doc = self.qa.index.documents.get(source)
         return None if doc is None else doc.text
 
@@ -67,7 +94,12 @@ class HttpTarget:
     paragraphs, so any span inside one paragraph compares exactly."""
 
     def __init__(
-        self, url: str, api_key: str | None = None, timeout: float = 60.0, transport: Any = None
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        transport: Any = None,
+        corpus: Path | None = None,
     ) -> None:
         import httpx
 
@@ -78,6 +110,7 @@ class HttpTarget:
         )
         self._texts: dict[str, str | None] = {}
         self._chars: dict[str, int] | None = None
+        self._files = CorpusFiles(corpus) if corpus is not None else None
 
     def ask(self, question: str, top_k: int) -> dict[str, Any]:
         response = self.client.post("/ask", json={"question": question, "top_k": top_k})
@@ -86,6 +119,8 @@ class HttpTarget:
         return response.json()
 
     def file_text(self, source: str) -> str | None:
+        if self._files is not None:
+            return self._files(source)
         if source not in self._texts:
             self._texts[source] = self._fetch(source)
         return self._texts[source]

@@ -4,6 +4,7 @@ scoring, --compare columns, gates, and command-line errors."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, fields
@@ -293,6 +294,86 @@ def test_http_target_rebuilds_file_text_from_paragraphs() -> None:
     assert target.file_text("missing.txt") is None
 
 
+# --- verbatim is checked against the files on disk -----------------------------------
+
+
+def test_corpus_files_are_read_from_disk(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text(TEXT, encoding="utf-8")
+    (corpus / "sub" / "b.md").write_bytes("\ufeffCaf\u00e9\r\n".encode())
+    (tmp_path / "outside.txt").write_text(TEXT)
+    files = runner.CorpusFiles(corpus)
+    assert files("a.txt") == TEXT
+    assert files("sub/b.md") == "\ufeffCaf\u00e9\r\n"  # decoded as the corpus reader does
+    # Not a file of the corpus: no text, so nothing cited from it is verbatim.
+    for name in ("missing.txt", "../outside.txt", "sub"):
+        assert files(name) == ""
+    q = Question("q", "When?", (("a.txt", 2),), ("1850",), "fact")
+    cited = {"source": "../outside.txt", "paragraph": 2, "start": 8, "end": 47}
+    result = {"answer": None, "answer_source": None, "citations": [{**cited, "text": TEXT[8:47]}]}
+    assert runner.score(q, result, files, 0.0).citations_verbatim == (False,)
+
+
+def test_http_target_checks_against_the_corpus_not_the_server(tmp_path: Path) -> None:
+    """A server whose /sources agrees with its own citations, over a file that says
+    something else on disk: with the corpus given, the citation is not verbatim."""
+    served = TEXT.replace("1850", "1851")
+    (tmp_path / "a.txt").write_text(TEXT, encoding="utf-8")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/sources":
+            return httpx.Response(
+                200, json={"sources": [{"source": "a.txt", "chars": len(served)}]}
+            )
+        if request.url.path == "/sources/a.txt":
+            para = {"paragraph": 2, "start": 8, "end": 47, "text": served[8:47]}
+            return httpx.Response(200, json={"paragraphs": [para]})
+        return httpx.Response(404)
+
+    cite = {"source": "a.txt", "paragraph": 2, "start": 8, "end": 47, "text": served[8:47]}
+    result = {"answer": None, "answer_source": None, "citations": [cite]}
+    q = Question("q", "When?", (("a.txt", 2),), ("1850",), "fact")
+    itself = runner.HttpTarget("http://test", transport=httpx.MockTransport(handler))
+    on_disk = runner.HttpTarget(
+        "http://test", transport=httpx.MockTransport(handler), corpus=tmp_path
+    )
+    assert runner.score(q, result, itself.file_text, 0.0).citations_verbatim == (True,)
+    assert runner.score(q, result, on_disk.file_text, 0.0).citations_verbatim == (False,)
+
+
+@pytest.mark.slow
+def test_verbatim_gate_fails_when_the_files_on_disk_differ_from_the_index(
+    tmp_path: Path, seed_index_dir: Path
+) -> None:
+    """The index answers from its own copy of the articles; a file changed on disk since
+    the build makes the answers taken from it not verbatim, and --min-verbatim 1.0 fails."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(ROOT / "seeds", corpus)
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps(
+            {
+                "id": "begin",
+                "question": "When did the protests in Iran begin?",
+                "gold": [],
+                "answer_any": None,
+                "kind": "fact",
+            }
+        )
+        + "\n"
+    )
+    args = ["--index", str(seed_index_dir), "--questions", str(questions), "--top-k", "3"]
+    same = evaluate(*args, "--corpus", str(corpus), "--min-verbatim", "1.0")
+    assert same.returncode == 0, same.stdout + same.stderr
+    # Every seed file edited on disk (a word added at the top), the index unchanged.
+    for f in corpus.glob("*.txt"):
+        f.write_text("Updated. " + f.read_text(encoding="utf-8"), encoding="utf-8")
+    changed = evaluate(*args, "--corpus", str(corpus), "--min-verbatim", "1.0")
+    assert changed.returncode == 1, changed.stdout + changed.stderr
+    assert "GATE FAILED: verbatim = " in changed.stderr
+
+
 # --- configurations and gates ---------------------------------------------------------
 
 
@@ -344,6 +425,7 @@ def test_a_new_answerer_flag_gets_a_column(monkeypatch: pytest.MonkeyPatch) -> N
     assert names[-1] == "rerank=on"
 
 
+@pytest.mark.slow  # runs the script in a subprocess (imports torch)
 def test_help_lists_the_compare_configurations() -> None:
     out = evaluate("--help", timeout=120)
     assert out.returncode == 0
@@ -369,12 +451,14 @@ def test_check_gates() -> None:
     ]
 
 
+@pytest.mark.slow  # runs the script in a subprocess (imports torch)
 def test_missing_index_names_rag_index(tmp_path: Path) -> None:
     out = evaluate("--index", str(tmp_path / "nowhere"), timeout=120)
     assert out.returncode == 2
     assert "rag index --corpus seeds --out" in out.stderr
 
 
+@pytest.mark.slow  # runs the script in a subprocess (imports torch)
 def test_usage_errors() -> None:
     out = evaluate("--url", "http://127.0.0.1:9", "--compare", timeout=120)
     assert out.returncode == 2 and "--compare" in out.stderr
