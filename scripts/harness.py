@@ -8,6 +8,7 @@ scripts never import tests.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +25,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 # How the server is started: the command line's `serve`, exactly as a user runs it.
 SERVE = ("-m", "rag", "serve")
+# Linux prctl(PR_SET_PDEATHSIG): looked up here, in the parent, so that the child only
+# makes the call between fork and exec.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the thread that started it dies, so
+    that a killed test run or benchmark leaves no server behind."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -57,7 +68,7 @@ class Server:
                 raise RuntimeError(f"server did not answer in {timeout}s:\n{self.log()[-3000:]}")
             time.sleep(interval)
 
-    def wait_ready(self, timeout: float = 60, interval: float = 0.05) -> float:
+    def wait_ready(self, timeout: float = 120, interval: float = 0.05) -> float:
         """Seconds from process start until GET /health answers 200."""
         return self.wait_until(_health_ok, timeout, interval)
 
@@ -93,13 +104,19 @@ def start(
 ) -> Server:
     """Start `python <launcher> --index index_dir --port <port> *args` (a free port by
     default), output to `log_path`; returns at once (see `Server.wait_ready`).
-    `launcher` is `SERVE` or a script taking the same arguments as `rag serve`."""
+    `launcher` is `SERVE` or a script taking the same arguments as `rag serve`. Start it
+    from a thread that outlives it (the main thread): the server dies with that thread."""
     port = port or free_port()
     cmd = [sys.executable, *launcher, "--index", str(index_dir), "--port", str(port), *args]
     started = time.perf_counter()
     with log_path.open("w") as log:  # the child keeps its own descriptor
         process = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            cmd,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_die_with_parent,
         )
     return Server(f"http://127.0.0.1:{port}", process, log_path, started)
 
@@ -109,7 +126,7 @@ def serve(
     index_dir: Path,
     log_dir: Path,
     env: dict[str, str] | None = None,
-    timeout: float = 60,
+    timeout: float = 120,
     *,
     log_name: str | None = None,
     launcher: Sequence[str] = SERVE,
