@@ -18,6 +18,8 @@ Adding a section: write one module with
   run(ctx: Context) -> dict            the figures, JSON-ready
   rows(result: dict) -> list[Row]      its table rows: (figure, value, reference, target)
   add_arguments(parser) -> None        optional: the section's own options
-and add one entry to SECTIONS in cli.py. Measure against a reference taken in the same
+  SMOKE_ARGS = ("--option", "value")   optional: options that make it run in seconds
+and add one entry to SECTIONS in cli.py. tests/scripts/test_bench_smoke.py runs every
+registered section with its SMOKE_ARGS. Measure against a reference taken in the same
 run (interleave them, see measure.blocks): the machine is shared and noisy.
 """

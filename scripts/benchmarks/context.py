@@ -8,9 +8,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scripts.benchmarks.measure import log
 from scripts.harness import ROOT, Server, serve
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from rag.embedder import Embedder
 
 # `rag serve` with api.engine's batch log on, so throughput can count batch sizes.
 BENCH_SERVE = (str(ROOT / "scripts" / "bench_serve.py"), "serve")
@@ -27,12 +33,12 @@ class Context:
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args = args
         self.work = work
-        self._bare = None
-        self._embedder = None
+        self._bare: SentenceTransformer | None = None
+        self._embedder: Embedder | None = None
         self._index: Path | None = None
 
     @property
-    def bare(self):
+    def bare(self) -> SentenceTransformer:
         """The reference: SentenceTransformer from the same package, nothing around it."""
         if self._bare is None:
             from sentence_transformers import SentenceTransformer
@@ -45,7 +51,7 @@ class Context:
         return self._bare
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             from rag.config import EmbedderConfig
             from rag.embedder import Embedder

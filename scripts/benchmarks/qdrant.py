@@ -28,6 +28,8 @@ SOURCES = 1000  # files the generated chunks belong to
 FILTER_SOURCES = 10  # a filtered question searches 1% of the corpus
 VOCABULARY = 50_000  # BM25 terms, drawn Zipf-like
 CANDIDATES = 100  # MaxSim candidates per question
+# Options that make the section run in seconds (tests/scripts/test_bench_smoke.py).
+SMOKE_ARGS = ("--qdrant-points", "2000", "--qdrant-token-points", "200", "--qdrant-queries", "10")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,10 @@ import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from scripts.benchmarks.context import Context
 
 # One table row of a section: figure, value, reference / detail, target.
 Row = tuple[str, str, str, str]
@@ -32,7 +35,7 @@ LIBRARIES = (
 class Section(Protocol):
     """A benchmark section module (see the package docstring)."""
 
-    def run(self, ctx) -> dict: ...
+    def run(self, ctx: Context) -> dict: ...
 
     def rows(self, result: dict) -> list[Row]: ...
 

@@ -18,6 +18,11 @@ from scripts.benchmarks.report import Row, ok
 BUDGET_MS = 1.0
 GRID = (1_000, 3_000, 10_000, 20_000, 30_000, 50_000, 100_000, 300_000, 1_000_000)
 TARGET = "1M vectors: p50 <= 5 ms with recall@10 >= 0.95"
+# Options that make the section run in seconds (tests/scripts/test_bench_smoke.py).
+SMOKE_ARGS = (
+    *("--scale-sizes", "1000,2000", "--scale-queries", "20"),
+    *("--ef-search", "16", "--bm25-sizes", "2000"),
+)
 
 
 def _ints(text: str) -> list[int]:

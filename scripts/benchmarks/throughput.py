@@ -19,6 +19,8 @@ from scripts.benchmarks.measure import log, median, ms, pct
 from scripts.benchmarks.report import Row, ok
 
 TARGET_SPEEDUP = 2.5
+# Options that make the section run in seconds (tests/scripts/test_bench_smoke.py).
+SMOKE_ARGS = ("--clients", "1,2", "--requests", "12")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
