@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -160,6 +161,7 @@ def _key_absent(c: Candidate, x: Context) -> float:
     return float(bool(x.question.names) and any(x.view.term_idf(t) == 0 for t in x.question.names))
 
 
+@lru_cache(maxsize=4096)
 def _named(term: str, present: frozenset[str]) -> bool:
     """Whether a name's term is among `present`, a longer or shorter form of it too
     ("venezuela" / "venezuelan")."""
