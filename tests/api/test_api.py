@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.settings import Settings
 from rag.pipeline import QA
+from tests.api.helpers import check_ask_contract, get_raw, status_of
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -25,33 +26,11 @@ def client(seed_index_dir: Path, qa: QA) -> Iterator[TestClient]:
         yield c
 
 
-def _check_ask_contract(body: dict, question: str, top_k: int) -> None:
-    assert set(body) == {"question", "answer", "answer_source", "confidence", "citations"}
-    assert body["question"] == question
-    assert 0.0 <= body["confidence"] <= 1.0
-    assert 1 <= len(body["citations"]) <= top_k
-    for c in body["citations"]:
-        assert set(c) == {"source", "paragraph", "start", "end", "text", "score", "also_in"}
-        text = (ROOT / "seeds" / c["source"]).read_text(encoding="utf-8")
-        assert text[c["start"] : c["end"]] == c["text"]
-        for other in c["also_in"]:
-            assert set(other) == {"source", "paragraph"}
-    if body["answer"] is not None:
-        src = body["answer_source"]
-        first = body["citations"][0]
-        assert (src["source"], src["paragraph"]) == (first["source"], first["paragraph"])
-        assert body["answer"] in first["text"]
-        text = (ROOT / "seeds" / src["source"]).read_text(encoding="utf-8")
-        assert text[src["start"] : src["end"]] == body["answer"]
-    else:
-        assert body["answer_source"] is None
-
-
 def test_ask_answers_with_verbatim_citations(client: TestClient) -> None:
     response = client.post("/ask", json={"question": QUESTION, "top_k": 3})
     assert response.status_code == 200
     body = response.json()
-    _check_ask_contract(body, QUESTION, 3)
+    check_ask_contract(body, QUESTION, 3)
     assert "December" in body["answer"]
     # The build that answered, as /health and the manifest name it.
     build = client.get("/health").json()["build_id"]
@@ -65,7 +44,7 @@ def test_ask_defaults_to_five_citations(client: TestClient) -> None:
 
 def test_ask_out_of_corpus_is_null(client: TestClient) -> None:
     body = client.post("/ask", json={"question": "Who won the 2018 FIFA World Cup?"}).json()
-    _check_ask_contract(body, "Who won the 2018 FIFA World Cup?", 5)
+    check_ask_contract(body, "Who won the 2018 FIFA World Cup?", 5)
     assert body["answer"] is None
 
 
@@ -107,13 +86,43 @@ def test_source_paragraphs_have_numbers_and_offsets(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "name",
-    ["nope.txt", "../pyproject.toml", "..%2Fpyproject.toml", "%2e%2e/README.md", "/etc/passwd"],
+    "name", ["nope.txt", "..%2Fpyproject.toml", "%2e%2e%2fREADME.md", "%2Fetc%2Fpasswd"]
 )
 def test_unknown_or_escaping_source_names_are_404(client: TestClient, name: str) -> None:
     response = client.get(f"/sources/{name}")
     assert response.status_code == 404
-    assert "pyproject" not in response.text.lower() or "no source named" in response.text
+    assert response.json()["error"]["code"] == "source_not_found"
+
+
+# Lines that only the files themselves hold: a reply quoting one has read the file.
+_PYPROJECT = (ROOT / "pyproject.toml").read_bytes()
+_README = (ROOT / "README.md").read_bytes()
+
+
+def _leaks(reply: bytes) -> bool:
+    lines = [ln for text in (_PYPROJECT, _README) for ln in text.splitlines() if len(ln) > 20]
+    return any(ln in reply for ln in lines) or b"root:x:0:0" in reply
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        b"/sources/../pyproject.toml",
+        b"/sources/../../pyproject.toml",
+        b"/sources/..%2Fpyproject.toml",
+        b"/sources/%2e%2e/README.md",
+        b"/sources/%2e%2e%2fREADME.md",
+        b"/sources/./../README.md",
+        b"/sources/" + str(ROOT / "pyproject.toml").encode(),
+        b"/sources//etc/passwd",
+    ],
+)
+def test_raw_escaping_paths_never_read_the_file(live_server, path: bytes) -> None:
+    """Sent as raw bytes: an HTTP client would normalise `../` away before it reached
+    /sources/{name}. Whatever the status, the file's contents never come back."""
+    reply = get_raw(live_server, path)
+    assert status_of(reply) in {400, 404}, reply[:300]
+    assert not _leaks(reply), reply[:500]
 
 
 def test_openapi_docs_are_served(client: TestClient) -> None:
@@ -126,7 +135,7 @@ def test_real_server_answers_like_the_library(live_server, qa: QA) -> None:
     response = httpx.post(f"{live_server.url}/ask", json={"question": QUESTION}, timeout=30)
     assert response.status_code == 200
     body = response.json()
-    _check_ask_contract(body, QUESTION, 5)
+    check_ask_contract(body, QUESTION, 5)
     assert body == qa.ask(QUESTION).to_dict()
     health = httpx.get(f"{live_server.url}/health", timeout=10).json()
     assert health["counts"]["chunks"] == 218
