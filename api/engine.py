@@ -114,9 +114,13 @@ class Engine:
 
     def _not_loaded(self) -> str:
         if self.loading is not None:
-            return f"no index loaded yet; loading build {self.loading}"
+            state = f"loading build {self.loading}"
+        else:
+            state = f"waiting for a build at {self.settings.index_dir}"
+        # The last failure stays in the message while the next attempt runs: it is what
+        # an operator needs to fix (a Qdrant server that does not answer).
         why = f" (last attempt: {self._load_error})" if self._load_error else ""
-        return f"no index loaded yet; waiting for a build at {self.settings.index_dir}{why}"
+        return f"no index loaded yet; {state}{why}"
 
     def readiness(self) -> tuple[str, str] | None:
         """None when ready to answer; else (code, message) saying why not: no index

@@ -114,7 +114,9 @@ def create_app(settings: Settings | None = None, qa: QA | None = None) -> FastAP
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            # So that a page on another origin can read the id to quote it in a report.
+            expose_headers=["X-Request-ID"],
         )
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout

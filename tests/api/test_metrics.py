@@ -15,6 +15,10 @@ from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 
+# Seconds a server may take to start: the model loads in a few, but far slower on a
+# machine busy with other work.
+STARTUP = 300
+
 KEY = "metrics-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 SEEDS_SET = Path(__file__).parents[2] / "scripts" / "questions" / "seeds.jsonl"
@@ -29,7 +33,7 @@ UNANSWERABLE = [
 def test_metrics_count_exactly_what_was_sent(seed_index_dir: Path, tmp_path: Path) -> None:
     env = {"RAG_API_KEY": KEY, "RAG_RELOAD_INTERVAL": "0"}
     with (
-        serve(seed_index_dir, tmp_path, env=env) as server,
+        serve(seed_index_dir, tmp_path, env=env, timeout=STARTUP) as server,
         httpx.Client(base_url=server.url, timeout=60) as c,
     ):
         # /metrics, /ready and /health are open, as /health has always been.

@@ -14,6 +14,10 @@ from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 
+# Seconds a server may take to start: the model loads in a few, but far slower on a
+# machine busy with other work.
+STARTUP = 300
+
 SECRET_QUESTION = "Who is Nikita Smagin?"
 
 
@@ -31,7 +35,7 @@ def log_lines(text: str) -> list[dict]:
 def test_json_logs_tie_each_error_to_its_request(seed_index_dir: Path, tmp_path: Path) -> None:
     env = {"RAG_LOG_FORMAT": "json", "RAG_RELOAD_INTERVAL": "0"}
     with (
-        serve(seed_index_dir, tmp_path, env=env) as server,
+        serve(seed_index_dir, tmp_path, env=env, timeout=STARTUP) as server,
         httpx.Client(base_url=server.url, timeout=60) as c,
     ):
         chosen = c.post("/ask", json={"question": ""}, headers={"X-Request-ID": "my-req-42"})
@@ -73,7 +77,7 @@ def test_json_logs_tie_each_error_to_its_request(seed_index_dir: Path, tmp_path:
 
 def test_questions_are_logged_only_when_asked_for(seed_index_dir: Path, tmp_path: Path) -> None:
     env = {"RAG_LOG_FORMAT": "json", "RAG_LOG_QUESTIONS": "1", "RAG_RELOAD_INTERVAL": "0"}
-    with serve(seed_index_dir, tmp_path, env=env) as server:
+    with serve(seed_index_dir, tmp_path, env=env, timeout=STARTUP) as server:
         r = httpx.post(f"{server.url}/ask", json={"question": SECRET_QUESTION}, timeout=60)
         server.stop()
         lines = log_lines(server.log())
@@ -82,7 +86,9 @@ def test_questions_are_logged_only_when_asked_for(seed_index_dir: Path, tmp_path
 
 
 def test_text_logs_carry_the_request_id(seed_index_dir: Path, tmp_path: Path) -> None:
-    with serve(seed_index_dir, tmp_path, env={"RAG_RELOAD_INTERVAL": "0"}) as server:
+    with serve(
+        seed_index_dir, tmp_path, env={"RAG_RELOAD_INTERVAL": "0"}, timeout=STARTUP
+    ) as server:
         r = httpx.get(f"{server.url}/sources/missing.txt", headers={"X-Request-ID": "txt-1"})
         server.stop()
         log = server.log()

@@ -17,6 +17,10 @@ from tests.servers import serve
 
 pytestmark = pytest.mark.slow
 
+# Seconds a server may take to start: the model loads in a few, but far slower on a
+# machine busy with other work.
+STARTUP = 300
+
 QUESTIONS = [
     "Who is Nikita Smagin?",
     "When did the protests in Iran begin?",
@@ -59,13 +63,17 @@ def test_sigterm_under_load_loses_no_accepted_request(seed_index_dir: Path, tmp_
     env = {"RAG_LOG_FORMAT": "json", "RAG_RELOAD_INTERVAL": "0", "RAG_SHUTDOWN_TIMEOUT": "20"}
     outcomes: list[Outcome] = []
     stop = threading.Event()
-    with serve(seed_index_dir, tmp_path, env=env) as server:
+    with serve(seed_index_dir, tmp_path, env=env, timeout=STARTUP) as server:
         threads = [
             threading.Thread(target=client, args=(server.url, i, stop, outcomes)) for i in range(8)
         ]
         for t in threads:
             t.start()
-        time.sleep(3)  # under load
+        # Under load: wait for 20 answers (a few seconds; longer on a busy machine).
+        deadline = time.monotonic() + 120
+        while sum(o.status == 200 for o in outcomes) < 20:
+            assert time.monotonic() < deadline, outcomes[-5:]
+            time.sleep(0.1)
         answered_before = sum(o.status == 200 for o in outcomes)
         sigterm = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
@@ -78,7 +86,7 @@ def test_sigterm_under_load_loses_no_accepted_request(seed_index_dir: Path, tmp_
         lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]
 
     assert code == 0, server.log()[-3000:]
-    assert answered_before > 20  # it really was under load
+    assert answered_before >= 20  # it really was under load
 
     # What the server handled, by the id each client sent: the access log has a line for
     # every request the app took in, written just before its response was sent.
