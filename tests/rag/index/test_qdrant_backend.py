@@ -199,6 +199,7 @@ def test_a_closed_connection_at_request_time_is_backend_unavailable(
         backend.fetch([_records()[0].id], tokens=True)
 
 
+@pytest.mark.slow  # starts a second Python process holding the store
 def test_a_second_process_reads_a_private_copy_of_a_held_store(
     small_settings: Path, tmp_path: Path
 ) -> None:
