@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.index.executors import EXECUTORS
 from rag.runtime import configure
 
 # Commands other packages add to `rag`: each entry point of this group is a function that
@@ -33,15 +35,37 @@ def _index(args: argparse.Namespace) -> int:
     settings = {k: v for k, v in qdrant.items() if v} if args.backend == "qdrant" else None
     if args.backend != "qdrant" and (args.qdrant_url or args.qdrant_collection):
         raise RagError("--qdrant-url and --qdrant-collection need --backend qdrant")
+    if args.ray_address and args.executor != "ray":
+        raise RagError("--ray-address needs --executor ray")
     if args.if_stale:
         reason = stale_reason(args.out, args.corpus, config)
         if reason is None:
             print(f"index at {args.out} is up to date with {args.corpus}")
             return 0
         print(f"building index: {reason}")
-    report = build_index(
-        args.corpus, args.out, config, use_cache=not args.no_cache, backend_settings=settings
-    )
+    executor = None
+    if args.executor != "local":
+        from rag.index.executors import make_executor
+        from rag.index.executors.ray_executor import RayConfig
+
+        executor = make_executor(args.executor, config, ray=RayConfig(address=args.ray_address))
+    # A SIGTERM (kill, a service stop) unwinds like Ctrl-C: the staging folder is removed
+    # and a local Ray is stopped. SIGKILL cannot be caught; the previous index still
+    # serves, and a local Ray's supervisor stops it when this process is gone.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        report = build_index(
+            args.corpus,
+            args.out,
+            config,
+            executor=executor,
+            use_cache=not args.no_cache,
+            backend_settings=settings,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if executor is not None:
+            executor.close()
     if report.unchanged:
         print(
             f"index at {args.out} is up to date with {args.corpus} ({report.documents} "
@@ -54,7 +78,18 @@ def _index(args: argparse.Namespace) -> int:
         f"{report.sentences} sentences at {args.out} in {report.seconds:.2f}s "
         f"(embedded {report.embedded} texts, reused {report.reused} cached vectors)"
     )
+    session = getattr(executor, "session", None)
+    if session is not None:
+        where = "a local Ray" if session.local else f"the Ray cluster at {session.address}"
+        print(
+            f"embedded on {where} ({session.cpus:g} CPUs; Ray started or joined in "
+            f"{session.startup_seconds:.1f}s)"
+        )
     return 0
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -114,6 +149,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-cache", action="store_true", help="re-embed everything, ignoring the previous index"
+    )
+    p.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where chunks are embedded: local (this process, default) or ray (a Ray Data "
+        "pipeline on a Ray cluster, or on a local Ray started for the build)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="head of the Ray cluster to join for --executor ray, host:port (default: "
+        "$RAY_ADDRESS; without either, a local Ray with this machine's cores)",
     )
     p.set_defaults(func=_index)
 

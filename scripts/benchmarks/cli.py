@@ -13,7 +13,16 @@ import textwrap
 import time
 from pathlib import Path
 
-from scripts.benchmarks import build, latency, qdrant, rebuild, scale, startup, throughput
+from scripts.benchmarks import (
+    build,
+    executors,
+    latency,
+    qdrant,
+    rebuild,
+    scale,
+    startup,
+    throughput,
+)
 from scripts.benchmarks.context import ROOT, Context
 from scripts.benchmarks.measure import log
 from scripts.benchmarks.report import Section, machine, render, versions
@@ -28,6 +37,7 @@ SECTIONS: dict[str, Section] = {
     "scale": scale,
     "startup": startup,
     "qdrant": qdrant,
+    "executors": executors,
 }
 
 USAGE = """

@@ -44,6 +44,12 @@ log = logging.getLogger(__name__)
 
 # Set before Ray is imported anywhere in this process, and inherited by the supervisor.
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# The driver's own Ray (C++) log lines stay in the session's log files instead of the
+# terminal: Ray Data's actors always trip an "E" line about restartable actors whose
+# arguments sit in the object store, which is expected here. Failures still reach the
+# caller as exceptions. RAY_BACKEND_LOG_LEVEL=info brings the lines back.
+_DRIVER_LOG_LEVEL = os.environ.get("RAY_BACKEND_LOG_LEVEL")
+os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
 
 # How long a local head may take to come up (about 8 s on 2 busy cores).
 START_TIMEOUT = 120.0
@@ -89,6 +95,10 @@ class LocalHead:
         self.address = f"127.0.0.1:{self.port}"
         env = {**os.environ, **self.auth_env(), "RAY_USAGE_STATS_ENABLED": "0"}
         env.pop("RAY_ADDRESS", None)
+        # The head's processes log at Ray's default level (or the caller's).
+        env.pop("RAY_BACKEND_LOG_LEVEL", None)
+        if _DRIVER_LOG_LEVEL is not None:
+            env["RAY_BACKEND_LOG_LEVEL"] = _DRIVER_LOG_LEVEL
         command = [
             sys.executable,
             str(SUPERVISOR),

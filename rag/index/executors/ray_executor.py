@@ -85,7 +85,8 @@ class RayConfig:
     max_restarts: int = 2
     # CPUs of a local Ray (None: this machine's cores) and its object store.
     local_cpus: int | None = None
-    local_object_store_bytes: int = 1 << 30
+    # Ray Data streams within it (spilling to disk past it); a few blocks in flight.
+    local_object_store_bytes: int = 512 << 20
 
 
 def _torch_version() -> str:
@@ -310,7 +311,7 @@ class RayExecutor:
             # deprecates without a named replacement yet (2.60); its own default is to
             # restart for ever, which would turn a worker that always dies into a hang.
             warnings.simplefilter("ignore", DeprecationWarning)
-            ds = self._dataset(plan, cfg, actors, threads, cached_ref)
+            ds = self._dataset(plan, cfg, session.cpus, actors, threads, cached_ref)
         dim = self._model.dimension
         bar = _progress(self.progress, len(docs))
         records: list[ChunkRecord] = []
@@ -346,20 +347,35 @@ class RayExecutor:
                 bar.close()
 
     def _dataset(
-        self, plan: BuildPlan, cfg: RayConfig, actors: int, threads: int, cached_ref: Any
+        self,
+        plan: BuildPlan,
+        cfg: RayConfig,
+        cpus: float,
+        actors: int,
+        threads: int,
+        cached_ref: Any,
     ) -> Any:
         import ray.data
 
         # The driver's precision, imposed on every actor (see the module docstring).
         embedder = replace(self.embedder_config, document_precision=self._model.document_precision)
         items = [{"source": d.source, "sha256": d.sha256} for d in plan.documents]
-        blocks = max(1, min(len(items), 4 * actors, 200))
+        # Blocks of about 64 documents: fine enough to stream, few enough to schedule.
+        blocks = max(1, min(len(items), max(4 * actors, len(items) // 64), 2000))
+        # Fractional CPUs for the actors: with whole ones they can hold every core while
+        # the stages they wait for get none. The read and chunk tasks get what is left,
+        # up to one CPU each: each task runs in a worker process that loads the
+        # libraries (~290 MB here), so on a small machine one at a time is plenty (the
+        # actors' model is the bottleneck) and on a cluster they spread over the nodes.
+        actor_cpus = 0.5 * threads
+        task_cpus = max(0.25, min(1.0, cpus - actors * actor_cpus))
+        corpus = str(plan.corpus.resolve())
         return (
             ray.data.from_items(items, override_num_blocks=blocks)
+            .map_batches(read_documents, fn_kwargs={"corpus": corpus}, num_cpus=task_cpus)
             .map_batches(
-                read_documents, fn_kwargs={"corpus": str(plan.corpus.resolve())}, num_cpus=0.25
+                chunk_batch, fn_kwargs={"chunker": plan.config.chunker}, num_cpus=task_cpus
             )
-            .map_batches(chunk_batch, fn_kwargs={"chunker": plan.config.chunker}, num_cpus=0.25)
             .map_batches(
                 ChunkEmbedder,
                 batch_size=cfg.batch_size,
@@ -369,9 +385,7 @@ class RayExecutor:
                     "threads": threads,
                     "cached": cached_ref,
                 },
-                # Fractional: with whole CPUs the actors can hold every core while the
-                # read and chunk tasks they wait for get none.
-                num_cpus=0.5 * threads,
+                num_cpus=actor_cpus,
                 max_restarts=cfg.max_restarts,
                 max_task_retries=cfg.max_restarts,
             )
