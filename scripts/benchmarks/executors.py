@@ -147,6 +147,7 @@ def _build(executor: str, corpus: Path, out: Path) -> dict:
     result = json.loads(line[len("BENCH ") :])
     result["peak_pss_mb"] = round(sampler.peak_kb / 1024, 1)
     result["processes_at_peak"] = sampler.peak_processes
+    log(f"executors: {executor} build of {corpus}: {json.dumps(result)}")
     shutil.rmtree(out, ignore_errors=True)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
 
