@@ -566,6 +566,22 @@ class QdrantBackend(SearchBackend):
                     break
         return out
 
+    @_guarded
+    def text_keys(self) -> set[str]:
+        keys: set[str] = set()
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection,
+                limit=_SCROLL,
+                offset=offset,
+                with_payload=["key"],
+                with_vectors=False,
+            )
+            keys.update(str((p.payload or {})["key"]) for p in points)
+            if offset is None:
+                return keys
+
     def late_interaction(
         self,
         query: np.ndarray,

@@ -277,6 +277,38 @@ def test_a_changed_file_re_embeds_only_its_new_chunks(
     assert _rows(ray_out) == _rows(local_out)
 
 
+@pytest.mark.slow
+def test_ray_build_into_qdrant_has_the_local_chunks_and_reuses_them(
+    ray_head: object, seed_index_dir: Path, tmp_path: Path
+) -> None:
+    from rag.index.backend import open_backend
+    from rag.index.manifest import Manifest
+
+    out = tmp_path / "index"
+    config = PipelineConfig(index=replace(IndexConfig(), backend="qdrant"))
+    first = _ray_build(SEEDS, out, config)
+    manifest = Manifest.load(out)
+    assert (manifest.backend.kind, manifest.executor) == ("qdrant", "ray")
+    ids = [r["id"] for r in _rows(seed_index_dir)]
+    backend = open_backend(out, manifest)
+    try:
+        records = backend.fetch(ids)
+        assert backend.count() == len(ids) == first.chunks
+    finally:
+        backend.close()
+    local = open_backend(seed_index_dir, Manifest.load(seed_index_dir))
+    try:
+        expected = local.fetch(ids)
+    finally:
+        local.close()
+    assert [r.chunk for r in records] == [r.chunk for r in expected]
+    assert [r.key for r in records] == [r.key for r in expected]
+    # Rebuilt with another duplicate threshold: every encoding comes from the collection.
+    changed = replace(config, index=replace(config.index, duplicate_jaccard=0.7))
+    again = _ray_build(SEEDS, out, changed)
+    assert (again.embedded, again.reused) == (0, again.chunks)
+
+
 def _triple_seeds(folder: Path) -> Path:
     """The seeds three times over (654 chunks), so a build lasts long enough to kill."""
     folder.mkdir()
