@@ -568,6 +568,7 @@ class QdrantBackend(SearchBackend):
 
     @_guarded
     def text_keys(self) -> set[str]:
+        """The cache key of every point (payload `key`), scrolled a page at a time."""
         keys: set[str] = set()
         offset = None
         while True:
