@@ -1,39 +1,23 @@
-"""The `qdrant` backend: every chunk is one point of a Qdrant collection.
+"""The `qdrant` backend: every chunk is one point of a Qdrant collection, with named
+vectors `dense` (cosine, HNSW), `bm25` (sparse, tf here and IDF by Qdrant, see
+qdrant_sparse.py) and `tokens` (MaxSim multivector, float16, on disk), and the chunk in
+its payload (qdrant_points.py). Settings: deploy/qdrant/collection.json. Ranking stays
+in rag/: candidates come from Qdrant, late interaction runs here on fetched tokens.
+docs/scaling.md has the architecture, sizing and timings.
 
-One point holds the three signals ranking reads, as named vectors (settings in
-deploy/qdrant/collection.json, see rag/index/backends/qdrant_settings.py):
-    dense    the pooled vector (cosine, HNSW)
-    bm25     BM25 as a sparse vector: tf part here, IDF by Qdrant (qdrant_sparse.py)
-    tokens   the contextual token embeddings (multivector, MaxSim, float16, on disk,
-             no HNSW graph)
-and a payload with the chunk (source, paragraph, offsets, text, context, sentences),
-its cache key, word-piece ids and spans of its tokens, and its near-duplicates.
-Ranking stays in rag/: candidates come from Qdrant, the fused score and late
-interaction run here on the fetched tokens.
+Location: a server or cluster (`RAG_QDRANT_URL` / `rag index --qdrant-url`, API key
+from `RAG_QDRANT_API_KEY`, never written anywhere), else an embedded store (qdrant-client's
+local mode) in `qdrant/` inside the index folder.
 
-Where the points live:
-    url mode       `RAG_QDRANT_URL` / `rag index --qdrant-url` (API key from
-                   `RAG_QDRANT_API_KEY`, never written anywhere): a Qdrant server or cluster.
-    embedded mode  without a URL: qdrant-client's local mode, in `qdrant/` inside the
-                   index folder (a Python implementation of the same API; for tests
-                   and small corpora).
-
-Builds. Each build writes a new collection `<alias>-<build>`; `publish` moves the alias
-`<alias>` to it in one `update_collection_aliases` call and `retire` deletes the
-previous build's collection (and any collection a killed build left). Readers open the
-concrete collection the manifest names, not the alias: the index folder also holds the
-documents and corpus statistics of one build, and reading another build's points
-through a moved alias would mix two builds. A build killed before the swap leaves the
-old manifest, pointing at the old collection, which nothing has touched.
-
-Embedded mode allows one process per store (a file lock). The store is part of the
-versioned index folder, so a build writes a fresh store in its staging folder and the
-folder swap publishes it; a process that finds a store locked by another (a build
-reading the serving index's embeddings, `rag ask` beside `rag serve`) opens a private
-copy of it, read-only.
-
-Corpus statistics Qdrant does not expose (word-piece and term document frequencies,
-the number of BM25 terms, for avgdl) are kept in `qdrant-stats.json` in the index folder.
+Builds write a new collection `<alias>-<build>`; `publish` moves the alias to it in one
+`update_collection_aliases` call, `retire` deletes the other `<alias>-*` collections.
+Readers open the concrete collection the manifest names, not the alias: the index
+folder's documents and statistics belong to one build, and reading another build's
+points through a moved alias would mix two. A build killed before the folder swap
+leaves the old manifest and collection untouched. Embedded mode allows one process per
+store (a file lock): a process finding the store held opens a private copy of it.
+Statistics Qdrant does not expose (word-piece and term document frequencies, BM25
+lengths) are kept in `qdrant-stats.json` in the index folder.
 """
 
 from __future__ import annotations
