@@ -98,7 +98,7 @@ class AnswererConfig:
     # How the best sentence is chosen and whether to answer (rag/answering/scorer.py):
     # "learned" (logistic regression trained on SQuAD by scripts/train_answerer.py) or
     # "hand" (the weighted sum below, with the evidence threshold `min_score`).
-    scorer: Literal["hand", "learned"] = "hand"
+    scorer: Literal["hand", "learned"] = "learned"
     # Below this evidence the hand-set scorer answers null. Calibrated on the seeds
     # question set so that 95% of answerable questions keep an answer (README).
     min_score: float = 0.48
