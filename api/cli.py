@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -49,7 +52,14 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
+    # os._exit rather than SystemExit: the interpreter's own teardown would first
+    # garbage-collect the whole index and model, 5 s on an idle machine and ten times that
+    # on a busy one, all after the server has finished. Nothing is left to clean up: the
+    # requests are answered, the engine stopped, and the log flushed here.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def register(subparsers: Any) -> None:
