@@ -309,6 +309,43 @@ def test_ray_build_into_qdrant_has_the_local_chunks_and_reuses_them(
     assert (again.embedded, again.reused) == (0, again.chunks)
 
 
+@pytest.mark.slow
+def test_rag_index_executor_ray_joins_the_cluster_it_is_given(
+    ray_head: object, tmp_path: Path
+) -> None:
+    from rag.index.manifest import Manifest
+
+    out = tmp_path / "index"
+    address = ray_head.address  # type: ignore[attr-defined]
+    command = [sys.executable, "-m", "rag", "index", "--corpus", str(SEEDS), "--out", str(out)]
+    done = subprocess.run(
+        [*command, "--executor", "ray", "--ray-address", address],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(embedded 218 texts, reused 0 cached vectors)" in done.stdout
+    cpus = ray_head.cpus  # type: ignore[attr-defined]
+    assert f"embedded on the Ray cluster at {address} ({cpus:g} CPUs" in done.stdout
+    assert Manifest.load(out).executor == "ray"
+    again = subprocess.run(
+        [*command, "--executor", "ray"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0 and "kept as it is, nothing embedded" in again.stdout
+
+
+def test_ray_address_without_the_ray_executor_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rag.cli import main
+
+    assert main(["index", "--out", str(tmp_path / "i"), "--ray-address", "h:1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --ray-address needs --executor ray"
+    assert not (tmp_path / "i").exists()
+
+
 def _triple_seeds(folder: Path) -> Path:
     """The seeds three times over (654 chunks), so a build lasts long enough to kill."""
     folder.mkdir()
