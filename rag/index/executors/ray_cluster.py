@@ -54,7 +54,7 @@ os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
 # How long a local head may take to come up (about 8 s on 2 busy cores).
 START_TIMEOUT = 120.0
 # The supervisor waits this long after SIGTERM before SIGKILL (ray_supervisor.py).
-STOP_GRACE = 3.0
+STOP_GRACE = 1.0
 SUPERVISOR = Path(__file__).with_name("ray_supervisor.py")
 # One token per process: Ray reads it once (its loader caches the first one it sees), so
 # every local head this process starts must use the same.

@@ -22,10 +22,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 START_TIMEOUT = 120.0
-STOP_GRACE = 3.0
+STOP_GRACE = 1.0
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -96,6 +97,17 @@ def supervise(port: int, cpus: int, object_store_bytes: int | None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Whatever happens from here on (a failed start, a closed pipe, an exception), every
+    # process started under this one is stopped before it exits.
+    try:
+        return _run_head(port, cpus, object_store_bytes, lambda: stopping)
+    finally:
+        kill_all(me)
+
+
+def _run_head(
+    port: int, cpus: int, object_store_bytes: int | None, stopping: Callable[[], bool]
+) -> int:
     ray_cli = Path(sys.executable).with_name("ray")
     head = [str(ray_cli)] if ray_cli.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
     command = [
@@ -113,24 +125,24 @@ def supervise(port: int, cpus: int, object_store_bytes: int | None) -> int:
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=START_TIMEOUT)
     except subprocess.TimeoutExpired:
-        kill_all(me)
         print(f"ray start took over {START_TIMEOUT:.0f} s", file=sys.stderr)
         return 1
-    if result.returncode != 0 or stopping:
-        kill_all(me)
+    if result.returncode != 0 or stopping():
         print((result.stderr or result.stdout)[-3000:], file=sys.stderr)
         return 1
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+    except OSError:  # the driver is gone already
+        return 1
     # Wait for the driver: EOF on stdin when it closes the pipe or dies.
-    while not stopping:
+    while not stopping():
         try:
             ready, _, _ = select.select([sys.stdin], [], [], 1.0)
         except InterruptedError:
             continue
         if ready and not os.read(sys.stdin.fileno(), 4096):
             break
-    kill_all(me)
     return 0
 
 
