@@ -217,3 +217,17 @@ def test_qdrant_engine_and_late_interaction(run: Run) -> None:
     # Token embeddings on disk: float16, 384 of them per token, and some slack at most.
     per_token = late["tokens_disk_bytes_per_point"] / late["tokens_per_chunk"]
     assert 768 <= per_token <= 1.2 * 768
+
+
+def test_executors_build_the_corpus_chunks_on_both(run: Run) -> None:
+    figures = run.sections["executors"]["corpus"]
+    chunks = _chunk_count(run.corpus)
+    assert figures["chunks"] == chunks
+    for executor in ("local", "ray"):
+        built = figures[executor]
+        assert built["chunks"] == built["embedded"] == chunks
+        assert _number(built["build_s"]) and built["peak_pss_mb"] > 0
+    # Ray's start-up is part of its build time, reported apart.
+    ray = figures["ray"]
+    assert 0 < ray["ray_startup_s"] < ray["build_s"] and ray["ray_cpus"] >= 1
+    assert ray["processes_at_peak"] > figures["local"]["processes_at_peak"]
