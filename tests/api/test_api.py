@@ -63,6 +63,7 @@ def test_health_reports_the_loaded_index(client: TestClient, seed_index_dir: Pat
     assert body["built_at"]
     assert body["runtimes"]["documents"].startswith("torch ")
     assert body["runtimes"]["questions"].startswith("onnxruntime ")
+    assert (body["backend"], body["dense_index"]) == ("local", "flat")
 
 
 def test_sources_lists_the_corpus(client: TestClient) -> None:
