@@ -108,6 +108,8 @@ class Index:
         (every source). Raises UnknownSourceError naming the unknown ones."""
         if names is None:
             return None
+        if isinstance(names, str):  # one name, not a collection of its characters
+            names = [names]
         unknown = sorted(n for n in set(names) if n not in self.documents)
         if unknown:
             raise UnknownSourceError(unknown)

@@ -111,6 +111,8 @@ def test_sources_restrict_every_hit(index: Index) -> None:
     assert {index.chunk(c).source for c in by_id} == {"b.txt"}
     with pytest.raises(UnknownSourceError, match=r"'z\.txt'"):
         index.check_sources(["b.txt", "z.txt"])
+    assert index.check_sources("b.txt") == frozenset({"b.txt"})  # one name, not letters
+    assert index.check_sources(None) is None
 
 
 def test_duplicates_fold_into_the_better_hit(tmp_path: Path) -> None:
