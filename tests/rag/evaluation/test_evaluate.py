@@ -7,7 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import httpx
@@ -396,16 +396,28 @@ def test_configurations_come_from_the_config_dataclasses() -> None:
     assert a_flags, "AnswererConfig has no boolean feature flag left to compare"
     signals = [n for n, w in base.retriever.weights.items() if w]
     assert signals == ["late", "late_context", "bm25", "type"]
+    # Then the answerer's other scorers, its boolean flags, and each sentence feature its
+    # scorer reads switched off by name.
+    scorers = [s for s in runner.answerer_scorers() if s != base.answerer.scorer]
+    assert scorers, "only one answer scorer left to compare"
+    features = list(runner.answerer_features(base.answerer))
     assert names[3:] == [
         *(f"retriever.{b}={state[getattr(base.retriever, b)]}" for b in r_flags),
         *(f"retriever.signal.{s}=off" for s in signals),
+        *(f"scorer={s}" for s in scorers),
         *(f"{b}={state[getattr(base.answerer, b)]}" for b in a_flags),
+        *(f"feature.{f}=off" for f in features),
     ]
     by_name = dict(columns)
     for s in signals:
         assert by_name[f"retriever.signal.{s}=off"].retriever.off == (s,)
+    for s in scorers:
+        assert by_name[f"scorer={s}"].answerer == replace(base.answerer, scorer=s)
+    for f in features:
+        assert by_name[f"feature.{f}=off"].answerer.off == (*base.answerer.off, f)
     flipped = [("retriever", b) for b in r_flags] + [("answerer", b) for b in a_flags]
-    kept = columns[3 : 3 + len(r_flags)] + columns[3 + len(r_flags) + len(signals) :]
+    first_flag = 3 + len(r_flags) + len(signals) + len(scorers)
+    kept = columns[3 : 3 + len(r_flags)] + columns[first_flag : first_flag + len(a_flags)]
     for (_, config), (section, flag) in zip(kept, flipped, strict=True):
         changed = [
             (s, f)
@@ -422,7 +434,8 @@ def test_a_new_answerer_flag_gets_a_column(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(runner, "AnswererConfig", Extended)
     names = [name for name, _ in runner.configurations(PipelineConfig(answerer=Extended()))]
-    assert names[-1] == "rerank=on"
+    flags = [n for n in names if not n.startswith(("mode=", "retriever.", "scorer=", "feature."))]
+    assert flags[-1] == "rerank=on"
 
 
 @pytest.mark.slow  # runs the script in a subprocess (imports torch)
