@@ -6,7 +6,7 @@ Vectors are L2-normalised float32 rows, so that inner product equals cosine down
 
 The model is read from its sentence-transformers folder and run through transformers
 directly (`rag.encoders`): the folder's modules must be Transformer, mean Pooling and
-Normalize, which is what `SentenceTransformer.encode` computes (tests/test_embedder.py
+Normalize, which is what `SentenceTransformer.encode` computes (tests/rag/test_embedder.py
 checks the vectors against it). Documents go through PyTorch (bfloat16 on CPUs with
 AMX), questions through ONNX Runtime; see `rag.encoders` for the measurements.
 """

@@ -1,4 +1,4 @@
-"""Metric functions: pure, small, and each checked by hand in tests/test_metrics.py.
+"""Metric functions: pure, small, and each checked by hand in tests/rag/evaluation/test_metrics.py.
 
 Conventions, so that figures mean the same thing from run to run:
 - Ranks are 1-based; `None` means "not in the list".
