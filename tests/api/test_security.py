@@ -96,6 +96,7 @@ def test_a_bad_setting_is_one_clear_error(
         Settings()
 
 
+@pytest.mark.slow  # runs `rag serve` in a subprocess
 def test_bad_setting_stops_rag_serve_without_a_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "rag", "serve", "--index", str(tmp_path), "--port", "1"],

@@ -144,6 +144,7 @@ def test_cache_tag_separates_precisions(float32_embedder: Embedder) -> None:
     assert float32_embedder.cache_tag == "all-MiniLM-L6-v2@float32"
 
 
+@pytest.mark.slow  # copies the model folder and reads it
 def test_model_folder_with_other_pooling_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), folder)
