@@ -1,33 +1,79 @@
-"""CI quality gate: the seeds question set through scripts/evaluate.py with thresholds
-just below the figures the system reached when they were set, so that a change that makes
-answers worse fails here. Raise a bar when the system improves; lower one only with a
-reason in the commit message."""
+"""CI quality gate: the test half of the seeds question set through scripts/evaluate.py,
+with bars one or two questions below what the system reached when they were set, for the
+totals and for every kind of question, so that a change that makes answers worse fails
+here. Nothing was tuned on the test half (README, Evaluation). Raise a bar when the
+system improves; lower one only with a reason in the commit message."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from rag.evaluation import formats
 from rag.evaluation.metrics import METRICS
 from tests.servers import ROOT, Server
 
 SCRIPT = ROOT / "scripts" / "evaluate.py"
+QUESTIONS = ROOT / "scripts" / "questions" / "seeds.jsonl"
 
-# Figures measured on the seeds set when the bars were set (see README, Evaluation):
-# hit@1 0.883, hit@5 0.987, MRR@10 0.927, answer 0.838, null on unanswerable 0.500,
-# false abstention 0.026. Each bar is about 0.03 below. Verbatim is a contract: 1.0.
+# The set's size and composition, pinned: (kind, half) -> questions. A question added,
+# dropped or moved between halves changes what the bars mean, so it fails here first.
+COMPOSITION = {
+    ("context", "dev"): 6,
+    ("context", "test"): 6,
+    ("fact", "dev"): 41,
+    ("fact", "test"): 41,
+    ("multi", "dev"): 14,
+    ("multi", "test"): 13,
+    ("near-topic", "dev"): 15,
+    ("near-topic", "test"): 14,
+    ("paraphrase", "dev"): 24,
+    ("paraphrase", "test"): 24,
+    ("quote", "dev"): 4,
+    ("quote", "test"): 4,
+    ("speaker", "dev"): 7,
+    ("speaker", "test"): 6,
+    ("unanswerable", "dev"): 3,
+    ("unanswerable", "test"): 3,
+}
+
+# Figures of the test half (learned scorer, README "Current figures"), 2026-11-30:
+# hit@1 0.819 (77 of 94), hit@5 0.957, MRR@10 0.876, answer 0.777 (73), null on
+# unanswerable 0.706 (12 of 17), false abstention 0.096 (9). Bars about two questions
+# below (above for false abstention). Verbatim is a contract: 1.0.
 GATES = {
-    "--min-hit1": 0.85,
-    "--min-hit5": 0.95,
-    "--min-mrr": 0.89,
-    "--min-answer": 0.80,
-    "--min-abstain": 0.47,
-    "--max-false-abstention": 0.06,
+    "--min-hit1": 0.79,
+    "--min-hit5": 0.93,
+    "--min-mrr": 0.85,
+    "--min-answer": 0.75,
+    "--min-abstain": 0.64,
+    "--max-false-abstention": 0.12,
     "--min-verbatim": 1.0,
+}
+
+# Per kind, as counts of the kind's test-half questions: (count, is_maximum). Measured:
+# fact 41/41 first, 41 answered right, none abstained; multi 11/13, 11, 1; paraphrase
+# 13/24, 9, 8; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 9 of
+# 14; off-topic ("unanswerable") null on 3 of 3. One or two questions of slack each;
+# off-topic questions must all get null.
+KIND_BARS: dict[str, dict[str, tuple[int, bool]]] = {
+    "fact": {"hit@1": (40, False), "answer_match": (40, False), "false_abstention": (1, True)},
+    "multi": {"hit@1": (10, False), "answer_match": (10, False), "false_abstention": (2, True)},
+    "paraphrase": {
+        "hit@1": (11, False),
+        "answer_match": (7, False),
+        "false_abstention": (10, True),
+    },
+    "context": {"hit@1": (2, False), "answer_match": (2, False), "false_abstention": (1, True)},
+    "speaker": {"hit@1": (5, False), "answer_match": (5, False), "false_abstention": (1, True)},
+    "quote": {"hit@1": (2, False), "answer_match": (2, False), "false_abstention": (1, True)},
+    "near-topic": {"abstain_unanswerable": (8, False)},
+    "unanswerable": {"abstain_unanswerable": (3, False)},
 }
 
 pytestmark = pytest.mark.slow
@@ -43,13 +89,38 @@ def evaluate(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_seeds_set_meets_the_quality_bars(seed_index_dir: Path, tmp_path: Path) -> None:
+def test_the_set_is_pinned() -> None:
+    questions = formats.load_questions(QUESTIONS)
+    assert dict(Counter((q.kind, q.split) for q in questions)) == COMPOSITION
+
+
+def test_test_half_meets_the_quality_bars(seed_index_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     gates = [str(x) for pair in GATES.items() for x in pair]
-    result = evaluate("--index", str(seed_index_dir), "--out", str(out), "--show-failures", *gates)
+    result = evaluate(
+        "--index",
+        str(seed_index_dir),
+        "--half",
+        "test",
+        "--out",
+        str(out),
+        "--show-failures",
+        *gates,
+    )
     assert result.returncode == 0, f"{result.stderr}\n{result.stdout}"
-    figures = json.loads(out.read_text())["metrics"]
-    assert figures["n"] >= 80 and figures["errors"] == 0
+    data = json.loads(out.read_text())
+    assert data["count"] == sum(n for (_, half), n in COMPOSITION.items() if half == "test")
+    assert data["metrics"]["errors"] == 0
+    short = []
+    for kind, bars in KIND_BARS.items():
+        figures = data["by_kind"][kind]
+        n = figures["n"]
+        for metric, (count, maximum) in bars.items():
+            got = round(figures[metric] * n)
+            if (got > count) if maximum else (got < count):
+                word = "at most" if maximum else "at least"
+                short.append(f"{kind} {metric}: {got} of {n}, wanted {word} {count}")
+    assert short == [], "\n".join(short) + f"\n{result.stdout}"
 
 
 def test_url_mode_against_a_live_server(live_server: Server, tmp_path: Path) -> None:
