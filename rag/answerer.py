@@ -137,8 +137,10 @@ def extract_answer(
     scorer = make_scorer(config)
     strength = scorer.evidence(values)
     confidence = round(scorer.confidence(strength), 4)
-    absent = (config.use_absence and values["key_absent"] > 0) or (
-        config.use_subject and values["subject_missing"] > 0
+    absent = (
+        (config.use_absence and values["key_absent"] > 0)
+        or (config.use_subject and values["subject_missing"] > 0)
+        or (config.use_type_gate and values["type_missing"] > 0)
     )
     if strength < scorer.threshold or absent:
         return Answer(

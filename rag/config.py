@@ -128,6 +128,9 @@ class AnswererConfig:
     use_absence: bool = True
     # Null when the answer's article lacks one of the names the question mentions.
     use_subject: bool = True
+    # Null when a question asking for a number, a date or a capital's name gets a
+    # sentence (with the one before it) that holds none.
+    use_type_gate: bool = True
 
 
 @dataclass(frozen=True)

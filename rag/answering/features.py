@@ -18,7 +18,8 @@ import numpy as np
 from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index.late import maxsim
-from rag.question import Question
+from rag.question import DATE, NUMBER, Question
+from rag.text import tokenize
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,32 @@ def _subject_missing(c: Candidate, x: Context) -> float:
     return 0.0
 
 
+# Questions whose answer must hold a number, a date or a place name: a sentence without
+# one does not answer them, however well it matches ("What is the population of
+# Brazil?" answered with a sentence about cats in São Paulo).
+_GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
+    # Asked by the question's opening words, not by a clause inside it ("Why is it hard
+    # to know how many people attended?").
+    (re.compile(r"^\W*how (?:many|much)\b|\bwhat is the population of\b", re.I), NUMBER),
+    (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
+    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=\s)[A-Z][a-z]{2,}")),
+]
+
+
+def _type_missing(c: Candidate, x: Context) -> float:
+    """Whether the question needs a number, a date or a place name that the sentence
+    (with the sentence before it) does not hold; capitalised words of the question
+    itself do not count as the place asked for."""
+    for asks, holds in _GATED:
+        if asks.search(x.question.text):
+            chunk = x.view.chunk(c.chunk_id)
+            first = chunk.sentences[c.sentence - 1][0] if c.sentence else c.start
+            text = x.view.text(chunk.source)[first : c.end]
+            own = set(x.question.terms)
+            return float(not any(set(tokenize(m.group(0))) - own for m in holds.finditer(text)))
+    return 0.0
+
+
 FEATURES: dict[str, Feature] = {
     "sentence": _sentence,
     "window": _window,
@@ -211,6 +238,7 @@ FEATURES: dict[str, Feature] = {
     "refers_back": _refers_back,
     "key_absent": _key_absent,
     "subject_missing": _subject_missing,
+    "type_missing": _type_missing,
 }
 
 

@@ -28,6 +28,9 @@ class Corpus:
         source = sorted(DOCS)[cid]
         return Chunk(source, 1, 0, len(DOCS[source]), DOCS[source], 0)
 
+    def text(self, source: str) -> str:
+        return DOCS[source]
+
     def document_terms(self, source: str) -> frozenset[str]:
         return frozenset(tokenize(DOCS[source]))
 
@@ -76,6 +79,37 @@ def test_names_the_corpus_or_the_article_lacks(
     question: str, cid: int, key_absent: float, subject_missing: float
 ) -> None:
     assert values(question, cid) == {"key_absent": key_absent, "subject_missing": subject_missing}
+
+
+@pytest.mark.parametrize(
+    ("question", "cid", "missing"),
+    [
+        # A count is asked for; the Iran article has numbers, the China one none.
+        ("How many systems did Russia sell?", 1, 0.0),
+        ("How many barrels does China buy?", 0, 1.0),
+        # A date: "2021" is one.
+        ("When did Russia sell the systems?", 1, 0.0),
+        # "how many" inside another question asks for no number.
+        ("Why is it hard to know how many barrels China buys?", 0, 0.0),
+        # A capital's name: "Tehran" is a place name the question does not hold.
+        ("What is the capital of Iran?", 1, 0.0),
+    ],
+)
+def test_type_missing(question: str, cid: int, missing: float) -> None:
+    empty = np.zeros((0, 4), dtype=np.float32)
+    q = Question(
+        question,
+        np.zeros(4),
+        empty,
+        np.zeros(0, np.int64),
+        tokenize(question),
+        expected_answer(question),
+        key_names(question),
+    )
+    chunk = Corpus().chunk(cid)
+    c = F.Candidate(cid, 0, chunk.start, chunk.end, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
+    context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]
+    assert F._type_missing(c, context) == missing
 
 
 def test_every_feature_is_named_once_and_the_hand_weights_name_features() -> None:
