@@ -205,7 +205,9 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     # to know how many people attended?").
     (re.compile(r"^\W*how (?:many|much)\b|\bwhat is the population of\b", re.I), NUMBER),
     (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
-    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=\s)[A-Z][a-z]{2,}")),
+    # A place name inside a sentence, after a lower-case word or a comma (not a label
+    # such as "DESIGN Human capital ...").
+    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
 ]
 
 
@@ -216,7 +218,11 @@ def _type_missing(c: Candidate, x: Context) -> float:
     for asks, holds in _GATED:
         if asks.search(x.question.text):
             chunk = x.view.chunk(c.chunk_id)
-            first = chunk.sentences[c.sentence - 1][0] if c.sentence else c.start
+            # The sentence before counts for a number or a date ("... in June. It was
+            # the first strike"), not for a place: a list of countries just before is
+            # no capital.
+            window = c.sentence and holds is not _GATED[-1][1]
+            first = chunk.sentences[c.sentence - 1][0] if window else c.start
             text = x.view.text(chunk.source)[first : c.end]
             own = set(x.question.terms)
             return float(not any(set(tokenize(m.group(0))) - own for m in holds.finditer(text)))
