@@ -93,16 +93,20 @@ def tree(root: int) -> list[int]:
     return out
 
 
-def pss_kb(pid: int) -> int:
-    """Proportional set size of a process in kB (0 once it is gone)."""
+def pss_kb(pid: int) -> tuple[int, int]:
+    """(proportional set size, its anonymous and shared-memory part) of a process in kB;
+    (0, 0) once it is gone. The rest is file pages mapped from disk (the index files the
+    build reads back memory-mapped), which the kernel can drop under pressure."""
+    fields: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/smaps_rollup") as fh:
             for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
+                key, _, value = line.partition(":")
+                if key in ("Pss", "Pss_Anon", "Pss_Shmem"):
+                    fields[key] = int(value.split()[0])
     except OSError:
         pass
-    return 0
+    return fields.get("Pss", 0), fields.get("Pss_Anon", 0) + fields.get("Pss_Shmem", 0)
 
 
 class _TreeMemory(threading.Thread):
@@ -114,15 +118,18 @@ class _TreeMemory(threading.Thread):
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_kb = 0
+        self.peak_anon_kb = 0
         self.peak_processes = 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             pids = tree(self.pid)
-            total = sum(pss_kb(p) for p in pids)
+            sizes = [pss_kb(p) for p in pids]
+            total = sum(t for t, _ in sizes)
             if total > self.peak_kb:
                 self.peak_kb, self.peak_processes = total, len(pids)
+            self.peak_anon_kb = max(self.peak_anon_kb, sum(a for _, a in sizes))
             self.stop.wait(0.25)
 
 
@@ -146,6 +153,7 @@ def _build(executor: str, corpus: Path, out: Path) -> dict:
     line = next(ln for ln in stdout.splitlines() if ln.startswith("BENCH "))
     result = json.loads(line[len("BENCH ") :])
     result["peak_pss_mb"] = round(sampler.peak_kb / 1024, 1)
+    result["peak_anon_shmem_mb"] = round(sampler.peak_anon_kb / 1024, 1)
     result["processes_at_peak"] = sampler.peak_processes
     log(f"executors: {executor} build of {corpus}: {json.dumps(result)}")
     shutil.rmtree(out, ignore_errors=True)
@@ -227,6 +235,10 @@ def run(ctx: Context) -> dict:
     return results
 
 
+def _peak(build: dict) -> str:
+    return f"peak {build['peak_pss_mb']:.0f} MB ({build['peak_anon_shmem_mb']:.0f} MB anon+shm)"
+
+
 def _rows_for(label: str, r: dict) -> list[Row]:
     local, ray = r["local"], r["ray"]
     bare = f", bare encode {r['bare_encode_s']:.1f} s" if "bare_encode_s" in r else ""
@@ -235,14 +247,14 @@ def _rows_for(label: str, r: dict) -> list[Row]:
             f"{label}: local build, {r['chunks']} chunks",
             f"{local['build_s']:.1f} s",
             f"x{r['local_vs_bare']:.2f} bare{bare}" if bare else "",
-            f"peak {local['peak_pss_mb']:.0f} MB",
+            _peak(local),
         ),
         (
             f"{label}: ray build ({ray['ray_cpus']:.0f} CPUs)",
             f"{ray['build_s']:.1f} s",
             f"x{r['ray_vs_local']:.2f} local"
             + (f", x{r['ray_vs_bare']:.2f} bare" if "ray_vs_bare" in r else ""),
-            f"peak {ray['peak_pss_mb']:.0f} MB",
+            _peak(ray),
         ),
         (
             f"{label}: ray start-up (in the build)",
