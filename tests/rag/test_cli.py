@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT
+from tests.cli import rag
 
 pytestmark = pytest.mark.slow
 
 
-
-def _rag(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "rag", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_ask_prints_the_answer_and_its_source(seed_index_dir: Path) -> None:
-    proc = _rag("ask", "Who is Nikita Smagin?", "--index", str(seed_index_dir))
+    proc = rag("ask", "Who is Nikita Smagin?", "--index", str(seed_index_dir))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Nikita Smagin, a former Russian diplomat and leading Iran expert")
@@ -32,7 +23,7 @@ def test_ask_prints_the_answer_and_its_source(seed_index_dir: Path) -> None:
 
 def test_ask_json_matches_the_api_contract(seed_index_dir: Path, qa) -> None:
     question = "Who won the 2018 FIFA World Cup?"
-    proc = _rag("ask", question, "--index", str(seed_index_dir), "--json")
+    proc = rag("ask", question, "--index", str(seed_index_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     body = json.loads(proc.stdout)
     assert body == qa.ask(question).to_dict()
@@ -40,13 +31,13 @@ def test_ask_json_matches_the_api_contract(seed_index_dir: Path, qa) -> None:
 
 
 def test_index_if_stale_skips_an_up_to_date_index(seed_index_dir: Path) -> None:
-    proc = _rag("index", "--corpus", "seeds", "--out", str(seed_index_dir), "--if-stale")
+    proc = rag("index", "--corpus", "seeds", "--out", str(seed_index_dir), "--if-stale")
     assert proc.returncode == 0, proc.stderr
     assert "up to date" in proc.stdout
 
 
 def test_errors_are_one_line_with_the_fix(tmp_path: Path) -> None:
-    proc = _rag("ask", "Anything?", "--index", str(tmp_path / "missing"))
+    proc = rag("ask", "Anything?", "--index", str(tmp_path / "missing"))
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: no index at")
     assert "rag index" in proc.stderr and "Traceback" not in proc.stderr
