@@ -56,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     r_flags = ", ".join(f"retriever.{f}=off" for f in runner.retriever_flags())
     signals = ", ".join(f"retriever.signal.{s}=off" for s in runner.retriever_signals())
     a_flags = ", ".join(f"{f}=off" for f in runner.answerer_flags())
+    scorers = ", ".join(f"scorer={s}" for s in runner.answerer_scorers())
+    features = ", ".join(f"feature.{f}=off" for f in runner.answerer_features())
     epilog = (
         "--compare runs these configurations in one process, side by side:\n"
         f"  {modes}\n      every value of RetrieverConfig.mode\n"
         f"  {r_flags}\n      each boolean of RetrieverConfig flipped\n"
         f"  {signals}\n      each signal of the fused score switched off by name\n"
+        f"  {scorers}\n      the answer scorer other than the index's\n"
         f"  {a_flags}\n      each boolean of AnswererConfig flipped\n"
+        f"  {features}\n      each sentence feature of the scorer switched off by name\n"
         "(read from rag.config, so new modes and flags appear here by themselves; a flag\n"
         "that is off by default is switched on). The column marked * is the index's own\n"
         "configuration; gates and --show-failures refer to it. BEIR runs compare the\n"
