@@ -21,10 +21,10 @@ class _Flaky(QA):
     def __init__(self, qa: QA) -> None:
         super().__init__(qa.index, qa.embedder)
 
-    def answer(self, question, encoded, top_k=5, token_sims=None):
+    def answer(self, question, encoded, *args, **kwargs):
         if question == "explode":
             raise RuntimeError("boom")
-        return super().answer(question, encoded, top_k, token_sims)
+        return super().answer(question, encoded, *args, **kwargs)
 
 
 def test_concurrent_questions_share_batches_and_failures_stay_isolated(
@@ -73,11 +73,11 @@ class _GatedRanking(QA):
         self.encoded.extend(questions)
         return out
 
-    def answer(self, question, encoded, top_k=5, token_sims=None):
+    def answer(self, question, encoded, *args, **kwargs):
         self.ranked_on[question] = threading.current_thread().name.rsplit("_", 1)[0]
         if question == "Who is Nikita Smagin?":
             assert self.gate.wait(30), "the test never opened the gate"
-        return super().answer(question, encoded, top_k, token_sims)
+        return super().answer(question, encoded, *args, **kwargs)
 
 
 async def _until(condition, seconds: float = 20) -> bool:
