@@ -268,10 +268,10 @@ class SearchBackend(ABC):
         """Records (with tokens) whose embedded text has one of these cache keys: the
         embedding cache of the next build."""
 
+    @abstractmethod
     def text_keys(self) -> set[str]:
         """The cache key of every stored chunk: a distributed build sends them to its
         workers, which then embed only the texts the previous index lacks."""
-        raise NotImplementedError(f"the {self.kind!r} backend cannot list its cache keys")
 
     @abstractmethod
     def count(self) -> int:

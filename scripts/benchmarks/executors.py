@@ -73,24 +73,13 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def tree(root: int) -> list[int]:
-    """`root` and every live descendant, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    out, todo = [root], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
+    """`root` and every live descendant."""
+    import psutil
+
+    try:
+        return [root, *(c.pid for c in psutil.Process(root).children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return [root]
 
 
 def pss_kb(pid: int) -> tuple[int, int]:

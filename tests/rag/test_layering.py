@@ -31,6 +31,21 @@ def _without_offline_variables() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.endswith("_OFFLINE")}
 
 
+def _run_fresh(code: str) -> dict:
+    """What `code` prints as JSON, run in a fresh interpreter without the offline
+    variables."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_without_offline_variables(),
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_nothing_under_rag_imports_api() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(
@@ -67,16 +82,7 @@ print(json.dumps({
     "after": {path: after.get(path) for path in before},
 }))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_without_offline_variables(),
-    )
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    report = _run_fresh(code)
     assert report["env"] == []
     assert report["before"], "numpy's BLAS should be loaded before the import"
     assert report["after"] == report["before"]
@@ -92,15 +98,6 @@ configure()
 blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
 print(json.dumps({"offline": os.environ.get("HF_HUB_OFFLINE"), "blas": blas}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_without_offline_variables(),
-    )
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    report = _run_fresh(code)
     assert report["offline"] == "1"
     assert report["blas"] and set(report["blas"]) == {1}
