@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import serve
 
@@ -59,6 +60,14 @@ def client(url: str, number: int, stop: threading.Event, out: list[Outcome]) -> 
             time.sleep(0.01)
 
 
+def _questions_in_flight(probe: httpx.Client) -> bool:
+    """Whether the server's /metrics shows a question accepted and not yet answered."""
+    for family in text_string_to_metric_families(probe.get("/metrics").text):
+        if family.name == "rag_questions_in_flight":
+            return any(sample.value > 0 for sample in family.samples)
+    raise AssertionError("/metrics lacks rag_questions_in_flight")
+
+
 def test_sigterm_under_load_loses_no_accepted_request(seed_index_dir: Path, tmp_path: Path) -> None:
     env = {"RAG_LOG_FORMAT": "json", "RAG_RELOAD_INTERVAL": "0", "RAG_SHUTDOWN_TIMEOUT": "20"}
     outcomes: list[Outcome] = []
@@ -75,6 +84,11 @@ def test_sigterm_under_load_loses_no_accepted_request(seed_index_dir: Path, tmp_
             assert time.monotonic() < deadline, outcomes[-5:]
             time.sleep(0.1)
         answered_before = sum(o.status == 200 for o in outcomes)
+        # Signal while the app holds a question, so that the test sees requests in
+        # flight answered after the signal (timing alone missed it on a busy machine).
+        with httpx.Client(base_url=server.url, timeout=10) as probe:
+            while not _questions_in_flight(probe):
+                assert time.monotonic() < deadline, "no question was ever in flight"
         sigterm = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         code = server.process.wait(60)
@@ -93,7 +107,11 @@ def test_sigterm_under_load_loses_no_accepted_request(seed_index_dir: Path, tmp_
 
     # What the server handled, by the id each client sent: the access log has a line for
     # every request the app took in, written just before its response was sent.
-    handled = {line["request_id"]: line for line in lines if line.get("logger") == "api.access"}
+    handled = {
+        line["request_id"]: line
+        for line in lines
+        if line.get("logger") == "api.access" and line.get("path") == "/ask"
+    }
     by_id = {o.request_id: o for o in outcomes}
     for rid, line in handled.items():
         assert line["status"] == 200, line
