@@ -67,10 +67,23 @@ def candidates(
             signals = scored.signals
             passage_late = signals.get("late_context") or signals.get("dense", 0.0)
             late = sentence_late(view, cid, question, weights)
-            for i, ((s, e), (own, window)) in enumerate(zip(chunk.sentences, late, strict=True)):
+            for i, ((s, e), m) in enumerate(zip(chunk.sentences, late, strict=True)):
                 terms = view.span_terms(chunk.source, s, e)
                 found.append(
-                    Candidate(cid, i, s, e, rank, own, window, scored.score, passage_late, terms)
+                    Candidate(
+                        cid,
+                        i,
+                        s,
+                        e,
+                        rank,
+                        m.own,
+                        m.window,
+                        scored.score,
+                        passage_late,
+                        terms,
+                        m.own_dense,
+                        m.window_dense,
+                    )
                 )
     return found
 
@@ -88,21 +101,48 @@ def scored_candidates(
     return [(c, features(c, context)) for c in candidates(view, question, hits, by_id, config)]
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The sentence to answer with, and the features the decision to answer reads."""
+
+    candidate: Candidate
+    values: dict[str, float]
+    # The highest score among the sentences that hold what is asked (the type gate):
+    # whether to answer is decided on the strongest evidence; which sentence answers,
+    # also on who said it.
+    strongest: dict[str, float]
+
+
 def best_candidate(
     view: IndexView,
     question: Question,
     hits: list[Hit],
     by_id: dict[int, Hit],
     config: AnswererConfig,
-) -> tuple[Candidate, dict[str, float]] | None:
-    """The highest-scoring candidate and its features (first wins a tie)."""
+) -> Choice | None:
+    """The highest-scoring candidate and its features (first wins a tie). With the type
+    gate on, a sentence that lacks what the question asks for (a number of the counted
+    thing, a date...) only wins when no sentence has it, and then the answer is null.
+    "What did X say?" prefers the sentences that give X's words over those that only
+    describe X (rag/answering/speaker.py, `said_by`), and "What did X add?" those of
+    them that say "added"."""
     scorer = make_scorer(config)
-    best = None
+    who = speaker.sayer(question) if config.use_quote else frozenset()
+    verb = speaker.said_as(question) if who else None
+    ranked = []
     for c, values in scored_candidates(view, question, hits, by_id, config):
+        said = bool(who) and speaker.said_by(view, c.chunk_id, c.sentence, who)
+        text = view.text(view.chunk(c.chunk_id).source)[c.start : c.end]
+        holds = not (config.use_type_gate and values["type_missing"] > 0)
         score = scorer.score(values)
-        if best is None or score > best[0]:
-            best = (score, c, values)
-    return None if best is None else (best[1], best[2])
+        key = (holds, said, said and verb is not None and bool(verb.search(text)), score)
+        ranked.append((key, c, values))
+    if not ranked:
+        return None
+    # max() keeps the first of equal keys: the earlier candidate wins a tie.
+    key, c, values = max(ranked, key=lambda r: r[0])
+    strongest = max((r for r in ranked if r[0][0] == key[0]), key=lambda r: r[0][3])
+    return Choice(c, values, strongest[2])
 
 
 def widen(
@@ -133,9 +173,9 @@ def extract_answer(
     chosen = best_candidate(view, question, hits, by_id, config)
     if chosen is None:
         return NO_ANSWER
-    c, values = chosen
+    c, values = chosen.candidate, chosen.values
     scorer = make_scorer(config)
-    strength = scorer.evidence(values)
+    strength = scorer.evidence(chosen.strongest)
     confidence = round(scorer.confidence(strength), 4)
     absent = (
         (config.use_absence and values["key_absent"] > 0)

@@ -110,7 +110,7 @@ class AnswererConfig:
     # How sharply confidence rises around min_score (confidence is 0.5 exactly at it).
     confidence_slope: float = 12.0
     # How many top passages the best sentence is chosen from.
-    passages: int = 3
+    passages: int = 5
     weights: dict[str, float] = field(default_factory=lambda: dict(HAND_WEIGHTS))
     # Sentence features switched off by name: the hand-set scorer drops their weight, the
     # learned one reads them at their training mean (`--compare` does, one at a time).

@@ -19,7 +19,7 @@ from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index.late import maxsim
 from rag.question import DATE, NUMBER, Question
-from rag.text import tokenize
+from rag.text import QUESTION_WORDS, tokenize
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ class Candidate:
     passage: float  # the passage's fused retrieval score
     passage_late: float  # the passage's late interaction with its context
     terms: frozenset[str]  # the sentence's BM25 terms
+    # Cosine of the question's pooled vector with the sentence's own contextual tokens
+    # mean-pooled (the model's own pooling, read from the token store: no extra forward
+    # pass), alone and with the sentence before it. Whole-sentence meaning, where the
+    # late interaction above matches word by word: paraphrases share the one, not the
+    # other.
+    own_dense: float = 0.0
+    window_dense: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,22 +82,50 @@ def novelty(question: Question, terms: frozenset[str]) -> float:
     return len(terms - set(question.terms)) / len(terms) if terms else 0.0
 
 
+@dataclass(frozen=True)
+class SentenceMatch:
+    """How one sentence of a chunk matches the question (`sentence_late`)."""
+
+    own: float
+    window: float
+    own_dense: float
+    window_dense: float
+
+
+def pooled_cosine(question: Question, tokens: np.ndarray) -> float:
+    """Cosine of the question's pooled vector with the mean of `tokens`, normalised."""
+    if len(tokens) == 0:
+        return 0.0
+    mean = np.asarray(tokens, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return float(mean @ question.vector / norm) if norm > 0 else 0.0
+
+
 def sentence_late(
     view: IndexView, cid: int, question: Question, weights: np.ndarray
-) -> list[tuple[float, float]]:
+) -> list[SentenceMatch]:
     """Late interaction of the question with each sentence's tokens (contextual, from the
     chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
-    followed by the quote itself, which names nobody."""
+    followed by the quote itself, which names nobody. A passage's first sentence takes
+    the chunk's context as the sentence before (the heading, the end of the paragraph
+    before: where "..., he added." finds its speaker). The pooled cosines beside them."""
     chunk = view.chunk(cid)
     tokens, spans = view.token_block(cid)
     shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
     scores = []
     for i, (s, e) in enumerate(chunk.sentences):
-        window_start = chunk.sentences[i - 1][0] if i else s
+        # The context is embedded before the text, from offset 0 of the embedded text.
+        window_start = chunk.sentences[i - 1][0] + shift if i else 0
         inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
-        window = (spans[:, 0] >= window_start + shift) & (spans[:, 1] <= e + shift)
-        own = maxsim(question.tokens, weights, tokens[inside])
-        scores.append((own, maxsim(question.tokens, weights, tokens[window]) if i else own))
+        window = (spans[:, 0] >= window_start) & (spans[:, 1] <= e + shift)
+        scores.append(
+            SentenceMatch(
+                maxsim(question.tokens, weights, tokens[inside]),
+                maxsim(question.tokens, weights, tokens[window]),
+                pooled_cosine(question, tokens[inside]),
+                pooled_cosine(question, tokens[window]),
+            )
+        )
     return scores
 
 
@@ -151,6 +186,56 @@ def _entity(c: Candidate, x: Context) -> float:
     return sum(1 for t in names if t in c.terms) / len(names)
 
 
+# Words that ask rather than name what is asked about: no answer needs to hold them.
+_ASKING = frozenset(
+    t
+    for w in QUESTION_WORDS | {"say", "said", "tell", "told", "according", "describe"}
+    for t in tokenize(w)
+)
+
+
+def content_terms(question: Question) -> list[str]:
+    """The question's BM25 terms that name what it asks about (not "what", "say"...)."""
+    return [t for t in dict.fromkeys(question.terms) if t not in _ASKING]
+
+
+def _passage_terms(c: Candidate, x: Context) -> frozenset[str]:
+    chunk = x.view.chunk(c.chunk_id)
+    return x.view.span_terms(chunk.source, chunk.start, chunk.end)
+
+
+def _passage_coverage(c: Candidate, x: Context) -> float:
+    """IDF-weighted share of the question's content terms that the whole passage holds:
+    whether the passage is about what is asked, beyond the one sentence."""
+    if not x.config.use_lexical:
+        return 0.0
+    return coverage(x.view, content_terms(x.question), _passage_terms(c, x))
+
+
+def _unmatched(c: Candidate, x: Context) -> float:
+    """The rarest content term of the question that neither the sentence nor its passage
+    holds (in any form: "deliver" / "delivered"), as its IDF over the highest possible;
+    0 when all are there. A question about "the price per barrel" answered from a
+    passage that never says "barrel" asks about something the passage does not hold:
+    the evidence for null in near-topic questions, that a shared topic hides."""
+    if not x.config.use_lexical:
+        return 0.0
+    present = _passage_terms(c, x) | c.terms
+    top = x.view.top_idf()
+    missing = [
+        x.view.term_idf(t) or top for t in content_terms(x.question) if not _named(t, present)
+    ]
+    return max(missing, default=0.0) / top
+
+
+def _dense_own(c: Candidate, x: Context) -> float:
+    return c.own_dense
+
+
+def _dense_window(c: Candidate, x: Context) -> float:
+    return c.window_dense if x.config.use_window else c.own_dense
+
+
 def _refers_back(c: Candidate, x: Context) -> float:
     text = x.view.text(x.view.chunk(c.chunk_id).source)[c.start : c.end]
     return float(bool(_REFERS_BACK.search(text)))
@@ -197,35 +282,126 @@ def _subject_missing(c: Candidate, x: Context) -> float:
     return 0.0
 
 
-# Questions whose answer must hold a number, a date or a place name: a sentence without
-# one does not answer them, however well it matches ("What is the population of
-# Brazil?" answered with a sentence about cats in São Paulo).
+# An amount: money, a share or a measured quantity ("$2 billion", "80%", "40 bcm").
+AMOUNT = re.compile(
+    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:%|percent\b|per cent\b)"
+    r"|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
+    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?|tons?|tonnes?|barrels?"
+    r"|bcm|cubic|kilo\w*|met(?:er|re)s?|miles?)\b",
+    re.I,
+)
+# A sum of money ("$2 billion", "500 million euros").
+MONEY = re.compile(
+    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
+    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?)\b",
+    re.I,
+)
+# Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
+# sentence without one does not answer them, however well it matches ("What is the
+# population of Brazil?" answered with a sentence about cats in São Paulo).
 _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     # Asked by the question's opening words, not by a clause inside it ("Why is it hard
     # to know how many people attended?").
-    (re.compile(r"^\W*how (?:many|much)\b|\bwhat is the population of\b", re.I), NUMBER),
+    (
+        re.compile(
+            r"^\W*what (?:price|cost|sum)\b"
+            r"|^\W*how much\b.*\b(?:costs?|pay|pays|paid|spen[dt]|worth|charged?)\b",
+            re.I,
+        ),
+        MONEY,
+    ),
+    (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
+    (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
     (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
     # A place name inside a sentence, after a lower-case word or a comma (not a label
     # such as "DESIGN Human capital ...").
     (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
 ]
+_PLACE = _GATED[-1][1]
+# Where the counted thing of "how many ..." ends: its verb or a preposition.
+_COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
+_COUNT_ENDS = frozenset(
+    [
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "will",
+        "would",
+        "can",
+        "could",
+        "may",
+        "might",
+        "in",
+        "into",
+        "of",
+        "at",
+        "on",
+        "to",
+        "from",
+        "for",
+        "by",
+        "with",
+        "during",
+        "since",
+    ]
+)
+
+
+def counted(question: str) -> frozenset[str]:
+    """The terms of what a "how many" question counts: its words after "how many", up to
+    its verb or a preposition, three at most ("How many S-400 batteries has Russia
+    delivered?" -> batteri; "How many people live in Iran?" -> peopl, live). Numbers and
+    one-letter pieces of a name ("S-400") are not what is counted."""
+    m = _COUNT.match(question)
+    if not m:
+        return frozenset()
+    run: list[str] = []
+    for word in m.group(1).split():
+        if word.lower().strip("?,.;:!") in _COUNT_ENDS:
+            break
+        run.append(word)
+        if len(run) == 3:
+            break
+    return frozenset(t for t in tokenize(" ".join(run)) if len(t) > 2 and not t[0].isdigit())
+
+
+def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
+    """Whether the number is followed, within four words, by what is counted ("more than
+    400 bodies", "thousands of protesters"), not by something else ("four years ago")."""
+    after = set(tokenize(" ".join(text[number.end() :].split()[:4])))
+    return any(_named(t, frozenset(after)) for t in what)
 
 
 def _type_missing(c: Candidate, x: Context) -> float:
-    """Whether the question needs a number, a date or a place name that the sentence
-    (with the sentence before it) does not hold; capitalised words of the question
-    itself do not count as the place asked for."""
+    """Whether the question needs a number, a date, an amount or a place name that the
+    sentence (with the sentence before it) does not hold; capitalised words of the
+    question itself do not count as the place asked for. "How many X" needs a number
+    of X: a number followed by the counted word."""
+    text_q = x.question.text
     for asks, holds in _GATED:
-        if asks.search(x.question.text):
+        if asks.search(text_q):
             chunk = x.view.chunk(c.chunk_id)
             # The sentence before counts for a number or a date ("... in June. It was
             # the first strike"), not for a place: a list of countries just before is
             # no capital.
-            window = c.sentence and holds is not _GATED[-1][1]
+            window = c.sentence and holds is not _PLACE
             first = chunk.sentences[c.sentence - 1][0] if window else c.start
             text = x.view.text(chunk.source)[first : c.end]
             own = set(x.question.terms)
-            return float(not any(set(tokenize(m.group(0))) - own for m in holds.finditer(text)))
+            what = counted(text_q) if holds is NUMBER else frozenset()
+            return float(
+                not any(
+                    set(tokenize(m.group(0))) - own and (not what or _counts(text, m, what))
+                    for m in holds.finditer(text)
+                )
+            )
     return 0.0
 
 
@@ -242,6 +418,10 @@ FEATURES: dict[str, Feature] = {
     "position": _position,
     "entity": _entity,
     "refers_back": _refers_back,
+    "passage_coverage": _passage_coverage,
+    "unmatched": _unmatched,
+    "dense": _dense_own,
+    "dense_window": _dense_window,
     "key_absent": _key_absent,
     "subject_missing": _subject_missing,
     "type_missing": _type_missing,

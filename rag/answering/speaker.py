@@ -65,6 +65,55 @@ def asks_what_said(question: Question) -> bool:
     return bool(_WHAT_SAID.search(question.text)) or question.expects is QUOTE
 
 
+# "What did X say/add/warn ...": X, the words between the auxiliary and the verb.
+_SAYER = re.compile(
+    r"\b(?:what|how) (?:did|does|do|has|have) (.+?) (say|said|write|tell|told|warn|ask|add|"
+    r"call|comment|claim|argue|predict|describe)\b",
+    re.I,
+)
+_SAYING = re.compile(rf"[“”\"]|\b(?:{_VERBS})\b")
+# The forms of a verb of saying in a text; "say" is any saying, so it has none.
+_VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote"}
+
+
+def said_as(question: Question) -> re.Pattern[str] | None:
+    """How "What did X add / warn / write ...?" says X spoke, as a pattern of the verb's
+    forms ("added", "adds"); None for "say", which any attribution answers."""
+    m = _SAYER.search(question.text)
+    if not m or m.group(2).lower() in ("say", "said"):
+        return None
+    verb = m.group(2).lower()
+    stem = _VERB_FORMS.get(verb, verb.removesuffix("e"))
+    return re.compile(rf"\b(?:{stem})\w*", re.I)
+
+
+def sayer(question: Question) -> frozenset[str]:
+    """The terms of the capitalised words naming X in "What did X say ...?" ("Ali
+    Larijani" -> ali, larijani); empty when X is no name ("the minister")."""
+    m = _SAYER.search(question.text)
+    if not m:
+        return frozenset()
+    return frozenset(t for w in re.findall(r"\b[A-Z][\w’'.-]*", m.group(1)) for t in tokenize(w))
+
+
+def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
+    """Whether sentence `i` of chunk `cid` gives words of `who`: it quotes or reports
+    speech ("...,” Larijani was quoted as saying", "Bondarev told Al Jazeera that") and
+    names them, or names nobody ("..., he added.") after a sentence (or, first in its
+    passage, the context before it) that names them. A sentence that only describes
+    them ("echoed by security chief Ali Larijani, who downplayed ...") gives none."""
+    text = _text(view, cid, i)
+    if not who or not _SAYING.search(text):
+        return False
+    if who & set(tokenize(text)):
+        return True
+    if not refers_back(text):
+        return False
+    chunk = view.chunk(cid)
+    before = _text(view, cid, i - 1) if i else view.text(chunk.source)[: chunk.start][-400:]
+    return bool(who & set(tokenize(before)))
+
+
 def _text(view: IndexView, cid: int, i: int) -> str:
     chunk = view.chunk(cid)
     s, e = chunk.sentences[i]
@@ -92,7 +141,7 @@ def names_speaker(text: str, question: Question) -> bool:
     return False
 
 
-def refers_back(text: str, question: Question) -> bool:
+def refers_back(text: str) -> bool:
     """A sentence whose speaker is elsewhere: "..., he added", or a bare quotation."""
     if _PRONOUN_ATTRIBUTION.search(text):
         return True
@@ -117,7 +166,7 @@ def resolve_speaker(view: IndexView, question: Question, cid: int, i: int) -> Sp
     """For a "who" question answered by sentence `i` of chunk `cid`: the span that names
     the speaker (see the module docstring), or the sentence itself."""
     own = _text(view, cid, i)
-    if names_speaker(own, question) and not refers_back(own, question):
+    if names_speaker(own, question) and not refers_back(own):
         return Span(cid, i, i)
     # The quotation runs on and its attribution follows ("...,” Markov wrote).
     end = quote_end(view, cid, i)
