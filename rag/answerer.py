@@ -133,7 +133,7 @@ def best_candidate(
     for c, values in scored_candidates(view, question, hits, by_id, config):
         said = bool(who) and speaker.said_by(view, c.chunk_id, c.sentence, who)
         text = view.text(view.chunk(c.chunk_id).source)[c.start : c.end]
-        holds = not (config.use_type_gate and values["type_missing"] > 0)
+        holds = not (config.use_type_gate and (values["type_missing"] or values["focus_missing"]))
         score = scorer.score(values)
         key = (holds, said, said and verb is not None and bool(verb.search(text)), score)
         ranked.append((key, c, values))
@@ -180,7 +180,7 @@ def extract_answer(
     absent = (
         (config.use_absence and values["key_absent"] > 0)
         or (config.use_subject and values["subject_missing"] > 0)
-        or (config.use_type_gate and values["type_missing"] > 0)
+        or (config.use_type_gate and (values["type_missing"] or values["focus_missing"]) > 0)
     )
     if strength < scorer.threshold or absent:
         return Answer(

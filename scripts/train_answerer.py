@@ -46,12 +46,13 @@ from rag.runtime import configure  # noqa: E402
 
 DEFAULT_SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad-v1.1" / "dev-v1.1.json"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rag-eval"
-# Features the learned model reads. "key_absent" and "type_missing" are left to hard
-# rules (null when a name of the question is nowhere in the corpus, or when a question
-# asking for a number, date or capital gets a sentence without one): asked with its
-# article left out, a SQuAD question's names are still in the index, so the data cannot
-# teach the first, and the second was added after the shipped model was trained.
-RULES = ("key_absent", "type_missing")
+# Features the learned model reads. "key_absent", "type_missing" and "focus_missing" are
+# rules, not weights: null when a name of the question is nowhere in the corpus, and only
+# sentences that hold what is asked (a number of what is counted, a date, the role asked
+# about: rag/answering/gates.py) may answer. Asked with its article left out, a SQuAD
+# question's names are still in the index, so the data cannot teach the first; the gates
+# are pass/fail by design.
+RULES = ("key_absent", "type_missing", "focus_missing")
 LEARNED = tuple(n for n in FEATURES if n not in RULES)
 # Share of the train half's questions the threshold keeps answered.
 KEEP = 0.97

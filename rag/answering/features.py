@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
+from rag.answering import gates
 from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index.late import maxsim
-from rag.question import DATE, NUMBER, Question
+from rag.question import Question
 from rag.text import QUESTION_WORDS, tokenize
 
 
@@ -223,7 +223,7 @@ def _unmatched(c: Candidate, x: Context) -> float:
     present = _passage_terms(c, x) | c.terms
     top = x.view.top_idf()
     missing = [
-        x.view.term_idf(t) or top for t in content_terms(x.question) if not _named(t, present)
+        x.view.term_idf(t) or top for t in content_terms(x.question) if not gates.named(t, present)
     ]
     return max(missing, default=0.0) / top
 
@@ -247,17 +247,6 @@ def _key_absent(c: Candidate, x: Context) -> float:
     return float(bool(x.question.names) and any(x.view.term_idf(t) == 0 for t in x.question.names))
 
 
-@lru_cache(maxsize=4096)
-def _named(term: str, present: frozenset[str]) -> bool:
-    """Whether a name's term is among `present`, a longer or shorter form of it too
-    ("venezuela" / "venezuelan")."""
-    if term in present:
-        return True
-    return len(term) >= 4 and any(
-        len(t) >= 4 and (t.startswith(term) or term.startswith(t)) for t in present
-    )
-
-
 # Names that articles mostly write another way: the terms of a name's phrase -> terms
 # that stand for it ("the US", "American", "Washington" for the United States).
 ALIASES: dict[tuple[str, ...], frozenset[str]] = {
@@ -277,132 +266,31 @@ def _subject_missing(c: Candidate, x: Context) -> float:
         terms = [t for t in phrase if len(t) > 2]
         if not terms or ALIASES.get(phrase, frozenset()) & present:
             continue
-        if not any(_named(t, present) for t in terms):
+        if not any(gates.named(t, present) for t in terms):
             return 1.0
     return 0.0
 
 
-# An amount: money, a share or a measured quantity ("$2 billion", "80%", "40 bcm").
-AMOUNT = re.compile(
-    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:%|percent\b|per cent\b)"
-    r"|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
-    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?|tons?|tonnes?|barrels?"
-    r"|bcm|cubic|kilo\w*|met(?:er|re)s?|miles?)\b",
-    re.I,
-)
-# A sum of money ("$2 billion", "500 million euros").
-MONEY = re.compile(
-    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
-    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?)\b",
-    re.I,
-)
-# Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
-# sentence without one does not answer them, however well it matches ("What is the
-# population of Brazil?" answered with a sentence about cats in São Paulo).
-_GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
-    # Asked by the question's opening words, not by a clause inside it ("Why is it hard
-    # to know how many people attended?").
-    (
-        re.compile(
-            r"^\W*what (?:price|cost|sum)\b"
-            r"|^\W*how much\b.*\b(?:costs?|pay|pays|paid|spen[dt]|worth|charged?)\b",
-            re.I,
-        ),
-        MONEY,
-    ),
-    (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
-    (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
-    (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
-    # A place name inside a sentence, after a lower-case word or a comma (not a label
-    # such as "DESIGN Human capital ...").
-    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
-]
-_PLACE = _GATED[-1][1]
-# Where the counted thing of "how many ..." ends: its verb or a preposition.
-_COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
-_COUNT_ENDS = frozenset(
-    [
-        "has",
-        "have",
-        "had",
-        "do",
-        "does",
-        "did",
-        "is",
-        "are",
-        "was",
-        "were",
-        "will",
-        "would",
-        "can",
-        "could",
-        "may",
-        "might",
-        "in",
-        "into",
-        "of",
-        "at",
-        "on",
-        "to",
-        "from",
-        "for",
-        "by",
-        "with",
-        "during",
-        "since",
-    ]
-)
-
-
-def counted(question: str) -> frozenset[str]:
-    """The terms of what a "how many" question counts: its words after "how many", up to
-    its verb or a preposition, three at most ("How many S-400 batteries has Russia
-    delivered?" -> batteri; "How many people live in Iran?" -> peopl, live). Numbers and
-    one-letter pieces of a name ("S-400") are not what is counted."""
-    m = _COUNT.match(question)
-    if not m:
-        return frozenset()
-    run: list[str] = []
-    for word in m.group(1).split():
-        if word.lower().strip("?,.;:!") in _COUNT_ENDS:
-            break
-        run.append(word)
-        if len(run) == 3:
-            break
-    return frozenset(t for t in tokenize(" ".join(run)) if len(t) > 2 and not t[0].isdigit())
-
-
-def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
-    """Whether the number is followed, within four words, by what is counted ("more than
-    400 bodies", "thousands of protesters"), not by something else ("four years ago")."""
-    after = set(tokenize(" ".join(text[number.end() :].split()[:4])))
-    return any(_named(t, frozenset(after)) for t in what)
-
-
 def _type_missing(c: Candidate, x: Context) -> float:
-    """Whether the question needs a number, a date, an amount or a place name that the
-    sentence (with the sentence before it) does not hold; capitalised words of the
-    question itself do not count as the place asked for. "How many X" needs a number
-    of X: a number followed by the counted word."""
-    text_q = x.question.text
-    for asks, holds in _GATED:
-        if asks.search(text_q):
-            chunk = x.view.chunk(c.chunk_id)
-            # The sentence before counts for a number or a date ("... in June. It was
-            # the first strike"), not for a place: a list of countries just before is
-            # no capital.
-            window = c.sentence and holds is not _PLACE
-            first = chunk.sentences[c.sentence - 1][0] if window else c.start
-            text = x.view.text(chunk.source)[first : c.end]
-            own = set(x.question.terms)
-            what = counted(text_q) if holds is NUMBER else frozenset()
-            return float(
-                not any(
-                    set(tokenize(m.group(0))) - own and (not what or _counts(text, m, what))
-                    for m in holds.finditer(text)
-                )
-            )
-    return 0.0
+    """Whether the sentence (with the one before it) lacks what the question asks for:
+    a number of what it counts, a date, a sum, an amount, a place (rag/answering/
+    gates.py)."""
+    chunk = x.view.chunk(c.chunk_id)
+    before = chunk.sentences[c.sentence - 1][0] if c.sentence else None
+    text = x.view.text(chunk.source)
+    return float(
+        gates.type_missing(
+            x.question, text[c.start : c.end], text[before : c.start] if before is not None else ""
+        )
+    )
+
+
+def _focus_missing(c: Candidate, x: Context) -> float:
+    """Whether the sentence (with the one before it) lacks the role, act or superlative
+    the question turns on ("the current commander", "Who directed", "the largest")."""
+    chunk = x.view.chunk(c.chunk_id)
+    first = chunk.sentences[c.sentence - 1][0] if c.sentence else c.start
+    return float(gates.focus_missing(x.question, x.view.text(chunk.source)[first : c.end]))
 
 
 FEATURES: dict[str, Feature] = {
@@ -425,6 +313,7 @@ FEATURES: dict[str, Feature] = {
     "key_absent": _key_absent,
     "subject_missing": _subject_missing,
     "type_missing": _type_missing,
+    "focus_missing": _focus_missing,
 }
 
 

@@ -1,0 +1,194 @@
+"""Gates: what a sentence must hold to answer a question at all, whatever its score.
+
+- `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
+  years ago"), "how much does it cost" a sum of money, "how much" an amount, "when" a
+  date, "the capital of" a place name.
+- `focus_missing`: the role, act or superlative the question turns on must be there:
+  "Who is the current commander of ...?" needs "commander", "Who directed ...?"
+  "directed", "... the largest protest" "largest".
+
+A sentence that fails a gate only answers when no candidate passes it, and then the
+answer is null (rag/answerer.py): near-topic questions share the articles' topic and
+names, and what gives them away is the one thing asked that the text never states.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from rag.question import DATE, NUMBER, Question
+from rag.text import tokenize
+
+
+@lru_cache(maxsize=4096)
+def named(term: str, present: frozenset[str]) -> bool:
+    """Whether a name's term is among `present`, a longer or shorter form of it too
+    ("venezuela" / "venezuelan")."""
+    if term in present:
+        return True
+    return len(term) >= 4 and any(
+        len(t) >= 4 and (t.startswith(term) or term.startswith(t)) for t in present
+    )
+
+
+# An amount: money, a share or a measured quantity ("$2 billion", "80%", "40 bcm").
+AMOUNT = re.compile(
+    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:%|percent\b|per cent\b)"
+    r"|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
+    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?|tons?|tonnes?|barrels?"
+    r"|bcm|cubic|kilo\w*|met(?:er|re)s?|miles?)\b",
+    re.I,
+)
+# A sum of money ("$2 billion", "500 million euros").
+MONEY = re.compile(
+    r"[$€£¥]\s?\d|\d[\d,.]*\s*(?:(?:million|billion|trillion|thousand)\s+)?"
+    r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?)\b",
+    re.I,
+)
+# Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
+# sentence without one does not answer them, however well it matches ("What is the
+# population of Brazil?" answered with a sentence about cats in São Paulo).
+_GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
+    # Asked by the question's opening words, not by a clause inside it ("Why is it hard
+    # to know how many people attended?").
+    (
+        re.compile(
+            r"^\W*what (?:price|cost|sum)\b"
+            r"|^\W*how much\b.*\b(?:costs?|pay|pays|paid|spen[dt]|worth|charged?)\b",
+            re.I,
+        ),
+        MONEY,
+    ),
+    (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
+    (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
+    (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
+    # A place name inside a sentence, after a lower-case word or a comma (not a label
+    # such as "DESIGN Human capital ...").
+    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
+]
+_PLACE = _GATED[-1][1]
+# Where the counted thing of "how many ..." ends: its verb or a preposition.
+_COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
+_COUNT_ENDS = frozenset(
+    [
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "is",
+        "are",
+        "was",
+        "were",
+        "will",
+        "would",
+        "can",
+        "could",
+        "may",
+        "might",
+        "in",
+        "into",
+        "of",
+        "at",
+        "on",
+        "to",
+        "from",
+        "for",
+        "by",
+        "with",
+        "during",
+        "since",
+    ]
+)
+
+
+def counted(question: str) -> frozenset[str]:
+    """The terms of what a "how many" question counts: its words after "how many", up to
+    its verb or a preposition, three at most ("How many S-400 batteries has Russia
+    delivered?" -> batteri; "How many people live in Iran?" -> peopl, live). Numbers and
+    one-letter pieces of a name ("S-400") are not what is counted."""
+    m = _COUNT.match(question)
+    if not m:
+        return frozenset()
+    run: list[str] = []
+    for word in m.group(1).split():
+        if word.lower().strip("?,.;:!") in _COUNT_ENDS:
+            break
+        run.append(word)
+        if len(run) == 3:
+            break
+    return frozenset(t for t in tokenize(" ".join(run)) if len(t) > 2 and not t[0].isdigit())
+
+
+def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
+    """Whether the number is followed, within four words, by what is counted ("more than
+    400 bodies", "thousands of protesters"), not by something else ("four years ago")."""
+    after = set(tokenize(" ".join(text[number.end() :].split()[:4])))
+    return any(named(t, frozenset(after)) for t in what)
+
+
+def type_missing(question: Question, sentence: str, before: str = "") -> bool:
+    """Whether the question needs a number, a date, a sum, an amount or a place name that
+    `sentence` (with `before`, the sentence before it, for a number or a date: "... in
+    June. It was the first strike") does not hold. A place must be in the sentence
+    itself (a list of countries just before is no capital), and capitalised words of
+    the question do not count as the place asked for."""
+    for asks, holds in _GATED:
+        if asks.search(question.text):
+            text = sentence if holds is _PLACE else before + sentence
+            own = set(question.terms)
+            what = counted(question.text) if holds is NUMBER else frozenset()
+            return not any(
+                set(tokenize(m.group(0))) - own and (not what or _counts(text, m, what))
+                for m in holds.finditer(text)
+            )
+    return False
+
+
+# "Who is the current commander of ...", "What was the exchange rate of ...": the words
+# naming the role or attribute asked for (a "name" is the answer itself, not a word of it).
+_ROLE = re.compile(
+    r"^\W*(?:who|what|which)\s+(?:is|was|are|were)\s+(?:the|a|an)\s+"
+    r"((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:of|for|behind|at|in|on)\b",
+    re.I,
+)
+# "Who directed ...": an act, not an auxiliary nor a verb of saying (the speaker of a
+# quote is often given by "he added" only: rag/answering/speaker.py).
+_WHO_ACT = re.compile(r"^\W*who\s+([a-z]+ed)\b", re.I)
+_SAYING = frozenset(
+    tokenize(
+        "said added warned claimed told wrote called asked argued noted stated insisted "
+        "explained predicted commented suggested replied declared echoed"
+    )
+)
+_SUPERLATIVE = re.compile(
+    r"\b(?:largest|biggest|highest|lowest|longest|shortest|oldest|youngest|greatest"
+    r"|deadliest|bloodiest|strongest|weakest|richest|poorest|smallest|fastest|closest)\b",
+    re.I,
+)
+
+
+def focus(question: Question) -> frozenset[str]:
+    """The terms a sentence must hold to answer: the role or attribute of "Who/what is
+    the X of Y" (without "name"), the act of "Who VERBed", the superlatives."""
+    words: list[str] = []
+    role = _ROLE.search(question.text)
+    if role:
+        words += [t for t in tokenize(role.group(1)) if t != "name"]
+    act = _WHO_ACT.search(question.text)
+    if act:
+        words += [t for t in tokenize(act.group(1)) if t not in _SAYING]
+    words += [t for m in _SUPERLATIVE.finditer(question.text) for t in tokenize(m.group(0))]
+    return frozenset(words)
+
+
+def focus_missing(question: Question, text: str) -> bool:
+    """Whether `text` lacks a term of the question's `focus` (in any form: "commander" /
+    "commanders")."""
+    need = focus(question)
+    if not need:
+        return False
+    present = frozenset(tokenize(text))
+    return not all(named(t, present) for t in need)
