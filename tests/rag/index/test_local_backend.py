@@ -96,3 +96,107 @@ def test_flush_writes_the_files_and_drops_the_pending_arrays(tmp_path: Path) -> 
     assert backend.count() == 29
     assert [r.id for r in backend.fetch([records[0].id, records[1].id])] == [records[1].id]
     backend.close()
+
+
+def _multi_token(n: int, seed: int) -> list[ChunkRecord]:
+    """`n` chunks of 1 to 5 tokens each (random unit embeddings), ids from `seed`."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        text = " ".join(f"w{seed}x{i}y{j}" for j in range(1 + i % 5))
+        source = f"s{i % 2}.txt"
+        start = 1000 * seed + 100 * i
+        chunk = Chunk(source, i + 1, start, start + len(text), text, 1, sentences=((0, 1),))
+        width = 1 + i % 5
+        tokens = rng.normal(size=(width, DIM)).astype(np.float32)
+        tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+        vector = tokens.mean(axis=0) / np.linalg.norm(tokens.mean(axis=0))
+        records.append(
+            ChunkRecord(
+                chunk_id(source, chunk.start, chunk.end),
+                chunk,
+                vector.astype(np.float32),
+                f"k{seed}-{i}",
+                tokens.astype(np.float16),
+                rng.integers(100, 3000, size=width).astype(np.int32),
+                np.asarray([[3 * j, 3 * j + 2] for j in range(width)], dtype=np.int32),
+            )
+        )
+    return records
+
+
+def test_flush_copies_token_rows_a_window_at_a_time_through_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token files are written from windows of at most _COPY_ROWS chunks read with
+    read(2), from the streamed arrays and from a memory-mapped store alike (a mapped
+    file's touched pages would count as resident, growing with the corpus), and the
+    rows come out exactly: after deletions, replacements and additions."""
+    import rag.index.backends.local as local
+    import rag.index.late as late
+
+    monkeypatch.setattr(local, "_COPY_ROWS", 4)
+    monkeypatch.setattr(late, "IN_MEMORY_MAX_TOKENS", 0)  # every store memory-mapped
+    windows: list[tuple[int, int]] = []
+    reads: list[tuple[str, int, int]] = []
+    real_windows, real_read = local._windows, local._read_rows
+
+    def spy_windows(rows: list[int]):  # type: ignore[no-untyped-def]
+        found = list(real_windows(rows))
+        windows.extend(found)
+        # The windows cover exactly the selected rows, in order.
+        assert [r for lo, hi in found for r in range(lo, hi)] == rows
+        return iter(found)
+
+    def spy_read(path: Path, offset: int, dtype, width, lo: int, hi: int):  # type: ignore[no-untyped-def]
+        reads.append((Path(path).name, lo, hi))
+        return real_read(path, offset, dtype, width, lo, hi)
+
+    monkeypatch.setattr(local, "_windows", spy_windows)
+    monkeypatch.setattr(local, "_read_rows", spy_read)
+
+    first = _multi_token(30, seed=1)
+    backend = create_backend(tmp_path / "index", DIM, IndexConfig(dense="flat"))
+    backend.add(first)
+    backend.flush()
+    assert isinstance(backend, LocalBackend)
+    assert isinstance(backend.tokens.embeddings, np.memmap)
+    assert windows and all(hi - lo <= 4 for lo, hi in windows)
+    token_reads = [(lo, hi) for name, lo, hi in reads if name != "vectors.f32"]
+    assert {name for name, _, _ in reads} == {
+        "tokens.f16",
+        "token_ids.i32",
+        "token_spans.i32",
+        "vectors.f32",
+    }
+    assert max(hi - lo for lo, hi in token_reads) <= 4 * 5  # 4 chunks of at most 5 tokens
+
+    windows.clear()
+    reads.clear()
+    second = _multi_token(7, seed=2)
+    replaced = replace_tokens(first[10])
+    backend.delete([first[3].id, first[4].id, first[20].id])
+    backend.add([*second, replaced])
+    backend.flush()
+    # Old rows' embeddings come from the flushed, memory-mapped tokens.npy, read, not
+    # mapped (the store holds ids and spans in memory).
+    assert "tokens.npy" in {name for name, _, _ in reads}
+    assert all(hi - lo <= 4 for lo, hi in windows)
+    live = [r for i, r in enumerate(first) if i not in (3, 4, 10, 20)] + second + [replaced]
+    assert backend.count() == len(live)
+    fetched = {r.id: r for r in backend.fetch([r.id for r in live], tokens=True)}
+    for record in live:
+        got = fetched[record.id]
+        assert np.array_equal(np.asarray(got.tokens), record.tokens)
+        assert np.array_equal(got.token_ids, record.token_ids)
+        assert np.array_equal(got.token_spans, record.token_spans)
+        assert got.key == record.key
+    backend.close()
+
+
+def replace_tokens(record: ChunkRecord) -> ChunkRecord:
+    """`record` with other token embeddings and key: a re-embedded chunk."""
+    from dataclasses import replace
+
+    assert record.tokens is not None
+    return replace(record, tokens=(-record.tokens).astype(np.float16), key=record.key + "'")
