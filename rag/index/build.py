@@ -31,7 +31,12 @@ killed at any point leaves the previous index serving.
 
 from __future__ import annotations
 
+import glob
+import logging
+import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import psutil
 
 from rag.chunker import Chunk, chunk_documents
 from rag.config import PipelineConfig
@@ -58,6 +64,8 @@ from rag.index.duplicates import find_duplicates, text_vector
 from rag.index.manifest import BackendInfo, Counts, Manifest, ModelInfo
 from rag.index.store import library_versions, sha256_file, swap_into_place
 from rag.jsonl import write_jsonl
+
+log = logging.getLogger(__name__)
 
 DOCUMENTS = "documents.jsonl"
 # Chunks per batch handed from the executor to the backend; the model runs on each
@@ -189,6 +197,40 @@ def _previous(out: Path) -> tuple[Manifest | None, SearchBackend | None]:
             return None, None
 
 
+def staging_folder(out: Path) -> Path:
+    """A new, empty staging folder beside `out`. Its name records the building process
+    (`.<out>.tmp-<random>-<pid>-<host>`), set by one mkdir, so a later build can tell
+    the leftover of a build killed with SIGKILL (which runs no clean-up) from the
+    folder of a build still running."""
+    tmp = out.with_name(
+        f".{out.name}.tmp-{uuid.uuid4().hex[:8]}-{os.getpid()}-{socket.gethostname()}"
+    )
+    tmp.mkdir()
+    return tmp
+
+
+_STAGING = re.compile(r"\.tmp-[0-9a-f]{8}-(?P<pid>\d+)-(?P<host>.+)")
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove the staging folders beside `out` whose build is dead: made on this host
+    by a process that no longer exists. Folders of live builds, of builds on other
+    hosts (a shared filesystem) and without a recorded owner are left alone."""
+    removed = []
+    host = socket.gethostname()
+    prefix = f".{out.name}"
+    for path in sorted(Path(out.parent).glob(f"{glob.escape(prefix)}.tmp-*")):
+        match = _STAGING.fullmatch(path.name[len(prefix) :])
+        if match is None or match["host"] != host or not path.is_dir():
+            continue
+        if psutil.pid_exists(int(match["pid"])):  # still building (or the pid is reused)
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        log.warning("removed %s, left by a build that was killed", path)
+        removed.append(path)
+    return removed
+
+
 def _intact(out: Path, manifest: Manifest) -> bool:
     try:
         return all(sha256_file(out / name) == digest for name, digest in manifest.files.items())
@@ -243,8 +285,8 @@ def build_index(
         previous_backend.close()
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+    remove_stale_staging(out)
+    tmp = staging_folder(out)
     backend: SearchBackend | None = None
     published = False
     try:
