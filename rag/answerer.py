@@ -67,23 +67,10 @@ def candidates(
             signals = scored.signals
             passage_late = signals.get("late_context") or signals.get("dense", 0.0)
             late = sentence_late(view, cid, question, weights)
-            for i, ((s, e), m) in enumerate(zip(chunk.sentences, late, strict=True)):
+            for i, ((s, e), (own, window)) in enumerate(zip(chunk.sentences, late, strict=True)):
                 terms = view.span_terms(chunk.source, s, e)
                 found.append(
-                    Candidate(
-                        cid,
-                        i,
-                        s,
-                        e,
-                        rank,
-                        m.own,
-                        m.window,
-                        scored.score,
-                        passage_late,
-                        terms,
-                        m.own_dense,
-                        m.window_dense,
-                    )
+                    Candidate(cid, i, s, e, rank, own, window, scored.score, passage_late, terms)
                 )
     return found
 
@@ -99,6 +86,14 @@ def scored_candidates(
     the learned one, read)."""
     context = Context(view, question, config)
     return [(c, features(c, context)) for c in candidates(view, question, hits, by_id, config)]
+
+
+def gated(values: dict[str, float], config: AnswererConfig) -> bool:
+    """Whether a candidate fails a gate (rag/answering/gates.py) that is switched on."""
+    return bool(
+        (config.use_type_gate and values["type_missing"] > 0)
+        or (config.use_focus_gate and values["focus_missing"] > 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +128,7 @@ def best_candidate(
     for c, values in scored_candidates(view, question, hits, by_id, config):
         said = bool(who) and speaker.said_by(view, c.chunk_id, c.sentence, who)
         text = view.text(view.chunk(c.chunk_id).source)[c.start : c.end]
-        holds = not (config.use_type_gate and (values["type_missing"] or values["focus_missing"]))
+        holds = not gated(values, config)
         score = scorer.score(values)
         key = (holds, said, said and verb is not None and bool(verb.search(text)), score)
         ranked.append((key, c, values))
@@ -180,7 +175,7 @@ def extract_answer(
     absent = (
         (config.use_absence and values["key_absent"] > 0)
         or (config.use_subject and values["subject_missing"] > 0)
-        or (config.use_type_gate and (values["type_missing"] or values["focus_missing"]) > 0)
+        or gated(values, config)
     )
     if strength < scorer.threshold or absent:
         return Answer(

@@ -128,9 +128,13 @@ class AnswererConfig:
     use_absence: bool = True
     # Null when the answer's article lacks one of the names the question mentions.
     use_subject: bool = True
-    # Null when a question asking for a number, a date or a capital's name gets a
-    # sentence (with the one before it) that holds none.
+    # Only a sentence holding what the question asks for may answer: a number of what
+    # "how many" counts, a sum, an amount, a date, a capital's name (rag/answering/
+    # gates.py); null when no candidate does.
     use_type_gate: bool = True
+    # The same for the role of "Who is the X of Y", the act of "Who VERBed", a
+    # superlative: the sentence (with the one before it) must say it.
+    use_focus_gate: bool = True
 
 
 @dataclass(frozen=True)

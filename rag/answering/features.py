@@ -36,13 +36,6 @@ class Candidate:
     passage: float  # the passage's fused retrieval score
     passage_late: float  # the passage's late interaction with its context
     terms: frozenset[str]  # the sentence's BM25 terms
-    # Cosine of the question's pooled vector with the sentence's own contextual tokens
-    # mean-pooled (the model's own pooling, read from the token store: no extra forward
-    # pass), alone and with the sentence before it. Whole-sentence meaning, where the
-    # late interaction above matches word by word: paraphrases share the one, not the
-    # other.
-    own_dense: float = 0.0
-    window_dense: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,33 +75,14 @@ def novelty(question: Question, terms: frozenset[str]) -> float:
     return len(terms - set(question.terms)) / len(terms) if terms else 0.0
 
 
-@dataclass(frozen=True)
-class SentenceMatch:
-    """How one sentence of a chunk matches the question (`sentence_late`)."""
-
-    own: float
-    window: float
-    own_dense: float
-    window_dense: float
-
-
-def pooled_cosine(question: Question, tokens: np.ndarray) -> float:
-    """Cosine of the question's pooled vector with the mean of `tokens`, normalised."""
-    if len(tokens) == 0:
-        return 0.0
-    mean = np.asarray(tokens, dtype=np.float32).mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return float(mean @ question.vector / norm) if norm > 0 else 0.0
-
-
 def sentence_late(
     view: IndexView, cid: int, question: Question, weights: np.ndarray
-) -> list[SentenceMatch]:
+) -> list[tuple[float, float]]:
     """Late interaction of the question with each sentence's tokens (contextual, from the
     chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
     followed by the quote itself, which names nobody. A passage's first sentence takes
     the chunk's context as the sentence before (the heading, the end of the paragraph
-    before: where "..., he added." finds its speaker). The pooled cosines beside them."""
+    before: where "..., he added." finds its speaker)."""
     chunk = view.chunk(cid)
     tokens, spans = view.token_block(cid)
     shift = chunk.text_offset - chunk.start  # file offset -> offset in the embedded text
@@ -119,11 +93,9 @@ def sentence_late(
         inside = (spans[:, 0] >= s + shift) & (spans[:, 1] <= e + shift)
         window = (spans[:, 0] >= window_start) & (spans[:, 1] <= e + shift)
         scores.append(
-            SentenceMatch(
+            (
                 maxsim(question.tokens, weights, tokens[inside]),
                 maxsim(question.tokens, weights, tokens[window]),
-                pooled_cosine(question, tokens[inside]),
-                pooled_cosine(question, tokens[window]),
             )
         )
     return scores
@@ -228,14 +200,6 @@ def _unmatched(c: Candidate, x: Context) -> float:
     return max(missing, default=0.0) / top
 
 
-def _dense_own(c: Candidate, x: Context) -> float:
-    return c.own_dense
-
-
-def _dense_window(c: Candidate, x: Context) -> float:
-    return c.window_dense if x.config.use_window else c.own_dense
-
-
 def _refers_back(c: Candidate, x: Context) -> float:
     text = x.view.text(x.view.chunk(c.chunk_id).source)[c.start : c.end]
     return float(bool(_REFERS_BACK.search(text)))
@@ -308,8 +272,6 @@ FEATURES: dict[str, Feature] = {
     "refers_back": _refers_back,
     "passage_coverage": _passage_coverage,
     "unmatched": _unmatched,
-    "dense": _dense_own,
-    "dense_window": _dense_window,
     "key_absent": _key_absent,
     "subject_missing": _subject_missing,
     "type_missing": _type_missing,

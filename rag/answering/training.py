@@ -3,21 +3,25 @@
 `scripts/train_answerer.py` drives it on SQuAD v1.1 dev:
 - articles are split in two halves by their position in the file (even: train, odd:
   held out), never by question, and each half gets its own index;
-- every sampled question is asked twice: against its half's index (its sentences are
-  positives when they hold a gold answer in the gold paragraph, negatives otherwise) and
-  against the same index with its own article left out (`sources`), where every
-  sentence is a negative: that is what a corpus without the answer looks like;
+- every sampled question is asked three times: against its half's index (its sentences
+  are positives when they hold a gold answer in the gold paragraph, negatives
+  otherwise), against the same index with its own article left out (`sources`), where
+  every sentence is a negative: that is what a corpus without the answer looks like,
+  and of its own article with its gold paragraphs taken out (`without`): the same topic
+  and names, no answer, as a near-topic question;
 - a logistic regression with an L2 penalty is fitted by Newton's method on standardised
   features: no randomness, so the same data gives the same weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rag.answering.scorer import LogisticModel
+from rag.retriever import Hit
 from rag.text import normalise
 
 
@@ -82,3 +86,17 @@ def threshold_keeping(scores: list[float], share: float) -> float:
     ordered = sorted(scores)
     drop = int(np.floor(len(ordered) * (1 - share) + 1e-9))
     return float(ordered[drop]) if ordered else 0.0
+
+
+def without(
+    hits: list[Hit], by_id: dict[int, Hit], drop: Callable[[int], bool], k: int
+) -> tuple[list[Hit], dict[int, Hit]]:
+    """The ranking with the chunks `drop` names taken out, folded duplicates included:
+    the top `k` of what is left, and the scored candidates left. A question asked this
+    way of its own article, its gold paragraphs dropped, is a near-topic negative."""
+    kept = [
+        replace(h, also_in=[c for c in h.also_in if not drop(c)])
+        for h in hits
+        if not drop(h.chunk_id)
+    ]
+    return kept[:k], {cid: h for cid, h in by_id.items() if not drop(cid)}

@@ -134,3 +134,16 @@ def test_coverage_weighs_terms_by_idf_and_unknown_terms_highest() -> None:
 def test_novelty_is_the_share_of_new_terms() -> None:
     assert F.novelty(_question(["iran", "oil"]), frozenset({"iran", "china", "buyer"})) == 2 / 3
     assert F.novelty(_question(["iran"]), frozenset()) == 0.0
+
+
+def test_without_drops_gold_chunks_and_their_folded_copies() -> None:
+    from rag.retriever import Hit
+
+    hits = [Hit(1, 0.9, also_in=[7]), Hit(2, 0.8, also_in=[3]), Hit(4, 0.7), Hit(5, 0.6)]
+    by_id = {h.chunk_id: h for h in hits} | {3: Hit(3, 0.5), 7: Hit(7, 0.4)}
+    kept, left = training.without(hits, by_id, lambda cid: cid in {1, 3}, 2)
+    # Chunk 1 is gone with its group; chunk 2 stays without its gold copy 3.
+    assert [(h.chunk_id, h.also_in) for h in kept] == [(2, []), (4, [])]
+    assert sorted(left) == [2, 4, 5, 7]
+    # The ranking handed in is not changed.
+    assert hits[1].also_in == [3]

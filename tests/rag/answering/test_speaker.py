@@ -144,3 +144,45 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
 )
 def test_refers_back(text: str, back: bool) -> None:
     assert speaker.refers_back(text) is back
+
+
+@pytest.mark.parametrize(
+    ("question", "who"),
+    [
+        ("What did Ali Larijani say about Trump's warnings?", {"ali", "larijani"}),
+        ("What did Araghchi add about negotiations?", {"araghchi"}),
+        # X is no name: no preference, the scores decide.
+        ("What did the minister say?", set()),
+        ("Who said it?", set()),
+    ],
+)
+def test_sayer_is_the_name_between_the_auxiliary_and_the_verb(question: str, who: set) -> None:
+    assert speaker.sayer(ask(question)) == who
+
+
+def test_said_as_matches_the_forms_of_the_verb_asked_for() -> None:
+    added = speaker.said_as(ask("What did Ghalibaf add about the bases?"))
+    assert added is not None and added.search("he added.") and not added.search("he said.")
+    told = speaker.said_as(ask("What did Ghalibaf tell the crowd?"))
+    assert told is not None and told.search("Ghalibaf told the crowd")
+    # "say" is any attribution: no verb to prefer.
+    assert speaker.said_as(ask("What did Ghalibaf say?")) is None
+
+
+@pytest.mark.parametrize(
+    ("cid", "sentence", "said"),
+    [
+        # Ghalibaf's quote, with his name in the sentence.
+        (1, 0, True),
+        # "..., he added." first in its paragraph: the name is in the paragraph before.
+        (2, 0, True),
+        # A sentence that only describes him gives none of his words.
+        (0, 0, False),
+        # Markov's words, not Ghalibaf's.
+        (4, 1, False),
+    ],
+)
+def test_said_by_finds_the_sentences_giving_xs_words(
+    view: FileView, cid: int, sentence: int, said: bool
+) -> None:
+    assert speaker.said_by(view, cid, sentence, frozenset({"ghalibaf"})) is said

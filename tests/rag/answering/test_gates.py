@@ -1,0 +1,122 @@
+"""Gates (rag/answering/gates.py): what a sentence must hold to answer a question at all.
+Exact pass/fail on hand-written sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.answering import gates
+from rag.question import Question, expected_answer, key_names
+from rag.text import tokenize
+
+
+def ask(text: str) -> Question:
+    empty = np.zeros((0, 4), dtype=np.float32)
+    return Question(
+        text,
+        np.zeros(4),
+        empty,
+        np.zeros(0, np.int64),
+        tokenize(text),
+        expected_answer(text),
+        key_names(text),
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "counted"),
+    [
+        ("How many S-400 batteries has Russia delivered to Iran?", {"batteri"}),
+        ("How many people live in Iran?", {"peopl", "live"}),
+        (
+            "How many Iranian security personnel have been killed?",
+            {"iranian", "secur", "personnel"},
+        ),
+        ("Why is it hard to know how many people attended?", set()),
+    ],
+)
+def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
+    assert gates.counted(question) == counted
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "before", "missing"),
+    [
+        # A number of what is counted.
+        ("How many bodies did they see?", "They saw more than 400 bodies there.", "", False),
+        (
+            "How many protesters were killed?",
+            "The toll includes thousands of protesters.",
+            "",
+            False,
+        ),
+        # A number of something else is no answer.
+        (
+            "How many Shahed drones has Iran delivered?",
+            "Shahed drones have been used for four years.",
+            "",
+            True,
+        ),
+        ("How many S-400 batteries were sold?", "Russia sold S-400 systems in 2021.", "", True),
+        # The number may be in the sentence before.
+        (
+            "How many people live in Iran?",
+            "It is under sanctions.",
+            "Iran has 90 million people. ",
+            False,
+        ),
+        # A sum of money for "cost", "pay": a share is not one.
+        ("What price per barrel does China pay?", "China buys around 80% of the oil.", "", True),
+        ("How much did the plant cost to build?", "It cost $2 billion.", "", False),
+        ("How much did the plant cost to build?", "It took 20 years to build.", "", True),
+        # Any amount for another "how much".
+        ("How much of Iran's oil does China buy?", "China buys around 80% of the oil.", "", False),
+        # A date for "when"; the question's own words are not it.
+        ("When did the protests begin in December?", "The protests began in December.", "", True),
+        ("When did the protests begin?", "The protests began on December 28.", "", False),
+        # A place after a lower-case word; not a label at the start.
+        ("What is the capital of Australia?", "DESIGN Human capital cost analysis.", "", True),
+        ("What is the capital of Iran?", "Protests reached the capital, Tehran.", "", False),
+        # Questions of other kinds pass.
+        ("Why did Moscow stay silent?", "Moscow stayed silent.", "", False),
+    ],
+)
+def test_type_missing(question: str, sentence: str, before: str, missing: bool) -> None:
+    assert gates.type_missing(ask(question), sentence, before) is missing
+
+
+@pytest.mark.parametrize(
+    ("question", "focus"),
+    [
+        ("Who is the current commander of the Revolutionary Guards?", {"current", "command"}),
+        # "name" is the answer itself, not a word it must hold.
+        ("What is the real name of the woman?", {"real"}),
+        ("Who directed the film Malèna?", {"direct"}),
+        # A verb of saying: "he added" names the speaker elsewhere.
+        ("Who warned that all bases would be targets?", set()),
+        ("Which Iranian city saw the largest protest?", {"largest"}),
+        ("Who is Nikita Smagin?", set()),
+    ],
+)
+def test_focus(question: str, focus: set) -> None:
+    assert gates.focus(ask(question)) == focus
+
+
+@pytest.mark.parametrize(
+    ("question", "text", "missing"),
+    [
+        ("Who is the current commander of the Guards?", "Media affiliated with the Guards.", True),
+        ("Who is the current commander of the Guards?", "Its current commander, X, spoke.", False),
+        (
+            "Who directed the film Malèna?",
+            "The final scene of Malèna, starring Monica Bellucci.",
+            True,
+        ),
+        ("Who directed the film Malèna?", "Malèna, directed by Giuseppe Tornatore.", False),
+        ("Which city saw the largest protest?", "Protests resumed in Tehran.", True),
+        ("Who is Nikita Smagin?", "Nikita Smagin is an expert.", False),
+    ],
+)
+def test_focus_missing(question: str, text: str, missing: bool) -> None:
+    assert gates.focus_missing(ask(question), text) is missing
