@@ -151,7 +151,7 @@ def calibrate(
     asked = [q for q in formats.load_questions(questions) if q.split == "dev" and q.answerable]
     runner.ensure_index(corpus, cache / "index", lambda: embedder, log)
     answerer = replace(
-        config.answerer, scorer="learned", model_file=str(weights), min_probability=0.0
+        config.answerer, scorer="learned", model_file=str(weights), min_probability=1e-9
     )
     qa = runner.load_qa(cache / "index", replace(config, answerer=answerer), embedder)
     evidence = []
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     # The model alone, for the calibration to ask with (the threshold is set there).
     unset = cache / "calibration" / "model.json"
     unset.parent.mkdir(parents=True, exist_ok=True)
-    unset.write_text(json.dumps({"model": model.to_dict(), "min_probability": 0.0}) + "\n")
+    unset.write_text(json.dumps({"model": model.to_dict(), "min_probability": 1e-9}) + "\n")
     threshold, calibrated_on = calibrate(
         unset, args.calibrate, args.calibrate_corpus, cache / "calibration", embedder, config
     )

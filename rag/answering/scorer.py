@@ -150,7 +150,7 @@ class LearnedScorer:
     def confidence(self, evidence: float) -> float:
         # The probability's log-odds shifted so that the threshold maps to 0.5.
         p = min(max(evidence, 1e-9), 1 - 1e-9)
-        t = self.min_probability
+        t = min(max(self.min_probability, 1e-9), 1 - 1e-9)  # a threshold of 0 or 1 too
         shift = math.log(p / (1 - p)) - math.log(t / (1 - t))
         return 1.0 / (1.0 + math.exp(-shift))
 

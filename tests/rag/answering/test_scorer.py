@@ -147,3 +147,10 @@ def test_without_drops_gold_chunks_and_their_folded_copies() -> None:
     assert sorted(left) == [2, 4, 5, 7]
     # The ranking handed in is not changed.
     assert hits[1].also_in == [3]
+
+
+def test_confidence_holds_at_thresholds_of_zero_and_one() -> None:
+    model = LogisticModel(("sentence",), np.zeros(1), np.ones(1), np.ones(1), 0.0)
+    for threshold in (0.0, 1.0):
+        c = LearnedScorer(model, threshold).confidence(0.5)
+        assert 0.0 < c < 1.0
