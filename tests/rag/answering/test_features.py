@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 from rag.answering import features as F
 from rag.chunker import Chunk
 from rag.config import AnswererConfig
-from rag.question import Question, expected_answer, key_names, name_phrases
 from rag.text import tokenize
+from tests.rag.answering.questions import ask
 
 DOCS = {
     "iran.txt": "The US warned Iran. Russia sold S-400 systems to Tehran in 2021.",
@@ -39,17 +38,7 @@ class Corpus:
 
 
 def values(question: str, cid: int) -> dict[str, float]:
-    empty = np.zeros((0, 4), dtype=np.float32)
-    q = Question(
-        question,
-        np.zeros(4),
-        empty,
-        np.zeros(0, np.int64),
-        tokenize(question),
-        expected_answer(question),
-        key_names(question),
-        phrases=tuple(name_phrases(question)),
-    )
+    q = ask(question)
     c = F.Candidate(cid, 0, 0, 10, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
     context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]
     return {
@@ -96,16 +85,7 @@ def test_names_the_corpus_or_the_article_lacks(
     ],
 )
 def test_type_missing(question: str, cid: int, missing: float) -> None:
-    empty = np.zeros((0, 4), dtype=np.float32)
-    q = Question(
-        question,
-        np.zeros(4),
-        empty,
-        np.zeros(0, np.int64),
-        tokenize(question),
-        expected_answer(question),
-        key_names(question),
-    )
+    q = ask(question)
     chunk = Corpus().chunk(cid)
     c = F.Candidate(cid, 0, chunk.start, chunk.end, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
     context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]

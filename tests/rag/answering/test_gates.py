@@ -3,25 +3,10 @@ Exact pass/fail on hand-written sentences."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rag.answering import gates
-from rag.question import Question, expected_answer, key_names
-from rag.text import tokenize
-
-
-def ask(text: str) -> Question:
-    empty = np.zeros((0, 4), dtype=np.float32)
-    return Question(
-        text,
-        np.zeros(4),
-        empty,
-        np.zeros(0, np.int64),
-        tokenize(text),
-        expected_answer(text),
-        key_names(text),
-    )
+from tests.rag.answering.questions import ask
 
 
 @pytest.mark.parametrize(

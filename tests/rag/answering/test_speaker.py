@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 from rag.answering import speaker
 from rag.chunker import Chunk
-from rag.question import Question, expected_answer, key_names
-from rag.text import split_sentences, tokenize
+from rag.text import split_sentences
+from tests.rag.answering.questions import ask
 
 SOURCE = "a.txt"
 PARAGRAPHS = [
@@ -54,19 +53,6 @@ def view() -> FileView:
         chunks.append(Chunk(SOURCE, number, start, end, text, 0, sentences=sentences))
         start = end + 1
     return FileView(chunks)
-
-
-def ask(text: str) -> Question:
-    empty = np.zeros((0, 4), dtype=np.float32)
-    return Question(
-        text,
-        np.zeros(4),
-        empty,
-        np.zeros(0, np.int64),
-        tokenize(text),
-        expected_answer(text),
-        key_names(text),
-    )
 
 
 def span_text(view: FileView, span: speaker.Span) -> str:
