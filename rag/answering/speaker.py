@@ -38,11 +38,11 @@ _NAMED_ATTRIBUTION = re.compile(
 _PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
 _OPEN, _CLOSE = "“", "”"
 _WHO = re.compile(r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b", re.I)
-_WHAT_SAID = re.compile(
-    r"\b(?:what|how) (?:did|does|do|has|have)\b.+\b(?:say|said|write|tell|told|warn|ask|add|call|"
-    r"comment|claim|argue|predict|describe)\b",
-    re.I,
-)
+# "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
+# and up to three words naming what was said, then the auxiliary, X and the verb.
+_ASKED = r"\b(?:what|how)(?: [\w-]+){0,3}? (?:did|does|do|has|have)"
+_VERBS_ASKED = r"say|said|write|tell|told|warn|ask|add|call|comment|claim|argue|predict|describe"
+_WHAT_SAID = re.compile(rf"{_ASKED}\b.+\b(?:{_VERBS_ASKED})\b", re.I)
 # How far a quote may run on, or the speaker be looked for, in sentences.
 REACH = 2
 
@@ -66,11 +66,7 @@ def asks_what_said(question: Question) -> bool:
 
 
 # "What did X say/add/warn ...": X, the words between the auxiliary and the verb.
-_SAYER = re.compile(
-    r"\b(?:what|how) (?:did|does|do|has|have) (.+?) (say|said|write|tell|told|warn|ask|add|"
-    r"call|comment|claim|argue|predict|describe)\b",
-    re.I,
-)
+_SAYER = re.compile(rf"{_ASKED} (.+?) ({_VERBS_ASKED})\b", re.I)
 _SAYING = re.compile(rf"[“”\"]|\b(?:{_VERBS})\b")
 # The forms of a verb of saying in a text; "say" is any saying, so it has none.
 _VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote"}

@@ -116,6 +116,8 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_who(ask("Who said it?"))
     assert not speaker.asks_who(ask("What did Markov say?"))
     assert speaker.asks_what_said(ask("How did Nexta TV describe the gesture?"))
+    assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
+    assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
     assert not speaker.asks_what_said(ask("When did the protests begin?"))
 
 
@@ -137,6 +139,8 @@ def test_refers_back(text: str, back: bool) -> None:
     [
         ("What did Ali Larijani say about Trump's warnings?", {"ali", "larijani"}),
         ("What did Araghchi add about negotiations?", {"araghchi"}),
+        # Words naming what was said may come between "what" and the auxiliary.
+        ("What rhetorical questions did Boris Bondarev ask?", {"bori", "bondarev"}),
         # X is no name: no preference, the scores decide.
         ("What did the minister say?", set()),
         ("Who said it?", set()),
