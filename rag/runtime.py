@@ -6,9 +6,17 @@ using the library may call it too, and should, for the same speed.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 
 _configured = False
+_heap_bounded = False
+# glibc's mallopt parameter number for the mmap threshold (malloc.h).
+_M_MMAP_THRESHOLD = -3
+# Blocks at least this large are mapped on their own and returned to the system when
+# freed. A forward pass's tensors (32 texts x up to 256 word pieces) are mostly above it.
+BUILD_MMAP_THRESHOLD = 1 << 20
 
 
 def configure(*, blas_threads: int = 1) -> None:
@@ -34,3 +42,31 @@ def configure(*, blas_threads: int = 1) -> None:
 
     threadpoolctl.threadpool_limits(blas_threads, user_api="blas")
     _configured = True
+
+
+def bound_heap(threshold: int = BUILD_MMAP_THRESHOLD) -> None:
+    """Keep a long embedding run's memory from growing with the number of texts: a
+    fixed glibc mmap threshold. Idempotent; called where documents are embedded in
+    bulk (the index build's driver and Ray's embedding actors), not by `configure()`,
+    since a server's per-question arrays are better served from the heap.
+
+    Why: glibc raises its mmap threshold to the size of each mapped block freed (up to
+    32 MB), so after the first forward passes PyTorch's activations, a different size for
+    each batch's padded length, come from the heap, where they fragment it and the freed
+    space is never returned. Measured on SciFact's chunks, 512 a block, six blocks: the
+    peak resident memory of the embedding process went 613 -> 1,079 MB with the default
+    and 490 -> 661 MB with this threshold (malloc_trim after each block: 619 -> 1,023),
+    at the same speed. On a C library other than glibc there is no such knob (nothing
+    to do; its allocator is another)."""
+    global _heap_bounded
+    if _heap_bounded:
+        return
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        _heap_bounded = True
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    if mallopt(_M_MMAP_THRESHOLD, threshold) != 1:
+        raise OSError(f"mallopt(M_MMAP_THRESHOLD, {threshold}) failed")
+    _heap_bounded = True

@@ -64,6 +64,7 @@ from rag.index.duplicates import find_duplicates, text_vector
 from rag.index.manifest import BackendInfo, Counts, Manifest, ModelInfo
 from rag.index.store import library_versions, sha256_file, swap_into_place
 from rag.jsonl import write_jsonl
+from rag.runtime import bound_heap
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +254,7 @@ def build_index(
     names, and atomically replace the index at `out`. Chunks reach the backend
     `block_size` at a time (memory depends on it, not on the corpus)."""
     started = time.perf_counter()
+    bound_heap()  # the build's memory must not grow with the corpus (rag/runtime.py)
     config = config or PipelineConfig()
     corpus, out = Path(corpus), Path(out)
     docs = read_corpus(corpus)

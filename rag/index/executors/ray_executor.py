@@ -156,9 +156,10 @@ class ChunkEmbedder:
     texts the previous index lacks."""
 
     def __init__(self, config: EmbedderConfig, threads: int, cached: Any) -> None:
-        from rag.runtime import configure
+        from rag.runtime import bound_heap, configure
 
         configure()
+        bound_heap()  # an actor embeds batch after batch: bounded memory (rag/runtime.py)
         import torch
 
         torch.set_num_threads(threads)

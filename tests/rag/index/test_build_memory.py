@@ -1,0 +1,57 @@
+"""What keeps a build's memory from growing with the corpus, unit by unit (the bound
+itself is measured by the benchmark: scripts/benchmarks/executors.py).
+
+- `bound_heap` (rag/runtime.py): with glibc's default, arrays of changing sizes (a
+  forward pass's activations, one size per padded batch) freed among small long-lived
+  allocations leave the heap larger after each; with the fixed threshold they are
+  returned to the system.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import ROOT
+
+# In a fresh interpreter: allocate and free arrays of 1-16 MB, each followed by a small
+# allocation that stays, and print how much the anonymous resident memory grew (MB).
+_CHURN = """
+import sys
+import numpy as np
+if sys.argv[1] == "bound":
+    # rag/runtime.py alone: importing the package would load torch (seconds, and its
+    # own allocations), which this test does not need.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("runtime", "rag/runtime.py")
+    runtime = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runtime)
+    runtime.bound_heap()
+def anon_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith("RssAnon")) / 1024
+rng = np.random.default_rng(0)
+kept = []
+start = anon_mb()
+for _ in range(400):
+    a = np.ones(int(rng.integers(1 << 18, 4 << 20)), dtype=np.float32)
+    kept.append(np.ones(64))
+    del a
+print(anon_mb() - start)
+"""
+
+
+def _growth(mode: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHURN, mode], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc")
+def test_bound_heap_returns_freed_arrays_to_the_system() -> None:
+    default, bounded = _growth("default"), _growth("bound")
+    assert default > 15, f"the default heap grew only {default:.1f} MB: the churn shows nothing"
+    assert bounded < 3, f"with bound_heap the heap still grew {bounded:.1f} MB"
