@@ -97,3 +97,78 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
 def normalise(text: str) -> str:
     """Case-folded, curly quotes and dashes folded, whitespace collapsed."""
     return " ".join(text.translate(_FOLD).casefold().split())
+
+
+# Irregular verbs: the Snowball stemmer leaves "wrote" and "write" apart, so a question
+# asking where someone "write"s would not find "Markov wrote on Telegram". Base form ->
+# the other forms (verbs of news reporting; a missing one only costs a lexical match).
+_IRREGULAR = {
+    "begin": "began begun",
+    "bring": "brought",
+    "build": "built",
+    "buy": "bought",
+    "catch": "caught",
+    "choose": "chose chosen",
+    "do": "did done",
+    "draw": "drew drawn",
+    "drive": "drove driven",
+    "fall": "fell fallen",
+    "fight": "fought",
+    "find": "found",
+    "flee": "fled",
+    "freeze": "froze frozen",
+    "give": "gave given",
+    "go": "went gone",
+    "grow": "grew grown",
+    "hide": "hid hidden",
+    "hold": "held",
+    "keep": "kept",
+    "know": "knew known",
+    "lead": "led",
+    "leave": "left",
+    "lose": "lost",
+    "make": "made",
+    "mean": "meant",
+    "meet": "met",
+    "pay": "paid",
+    "rise": "rose risen",
+    "run": "ran",
+    "say": "said",
+    "see": "saw seen",
+    "seek": "sought",
+    "sell": "sold",
+    "send": "sent",
+    "shoot": "shot",
+    "speak": "spoke spoken",
+    "spend": "spent",
+    "stand": "stood",
+    "take": "took taken",
+    "teach": "taught",
+    "tell": "told",
+    "think": "thought",
+    "throw": "threw thrown",
+    "win": "won",
+    "write": "wrote written",
+}
+
+
+@lru_cache(maxsize=1)
+def _forms() -> dict[str, frozenset[str]]:
+    """Stem -> the stems of all forms of its verb (itself included)."""
+    out: dict[str, frozenset[str]] = {}
+    for base, others in _IRREGULAR.items():
+        stems = frozenset(t for w in (base, *others.split()) for t in _stem_all(w))
+        for t in stems:
+            out[t] = out.get(t, frozenset()) | stems
+    return out
+
+
+def _stem_all(word: str) -> list[str]:
+    """A word's stem, stopword or not ("did" is a stopword, "do" its form)."""
+    return list(_stemmer().stemWords([word.lower()]))
+
+
+def forms(term: str) -> frozenset[str]:
+    """The BM25 terms of every form of an irregular verb `term` is a form of ("write" ->
+    write, wrote, written), or just `term`."""
+    return _forms().get(term, frozenset({term}))

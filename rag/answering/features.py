@@ -19,7 +19,7 @@ from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index.late import maxsim
 from rag.question import Question
-from rag.text import QUESTION_WORDS, tokenize
+from rag.text import QUESTION_WORDS, forms, tokenize
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,16 @@ _CAPITALISED = re.compile(r"\b[A-Z][\w’'-]*")
 
 
 def coverage(view: IndexView, terms: list[str], present: frozenset[str]) -> float:
-    """IDF-weighted share of the question's terms found among a text's terms `present`.
-    A term the corpus never uses gets the highest IDF."""
+    """IDF-weighted share of the question's terms found among a text's terms `present`,
+    in any form of an irregular verb ("write" found as "wrote"). A term the corpus never
+    uses gets the highest IDF."""
     if not terms:
         return 0.0
     top = view.top_idf()
     weights = {t: view.term_idf(t) or top for t in set(terms)}
     total = sum(weights.values())
-    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+    found = sum(w for t, w in weights.items() if forms(t) & present)
+    return found / total if total else 0.0
 
 
 def novelty(question: Question, terms: frozenset[str]) -> float:
