@@ -6,15 +6,20 @@ No reader model ships offline, so the answer is chosen from the text's own struc
 1. Every sentence of the top `config.passages` passages (and of their folded
    duplicates) becomes a candidate with named features (rag/answering/features.py):
    late interaction of the question with the sentence and with the sentence before
-   it, term coverage and novelty, the passage's scores, the answer type, position,
-   names, and whether the question names something the corpus lacks.
-2. A scorer (rag/answering/scorer.py, `config.scorer`) ranks them: the hand-set
-   weighted sum or the logistic regression trained on SQuAD.
-3. The best sentence is widened the way a reader would (rag/answering/speaker.py): a
-   "who" question takes the sentence naming the speaker, "what did X say" the whole
+   it, term coverage and novelty, the passage's scores and coverage, the answer type,
+   position, names, and whether the question names something the corpus lacks.
+2. Gates (rag/answering/gates.py) keep the sentences that hold what is asked: a number
+   of what "how many" counts, a sum, a date, the role or act the question turns on. A
+   sentence that fails one only wins when none passes, and then the answer is null.
+3. A scorer (rag/answering/scorer.py, `config.scorer`) ranks them: the hand-set
+   weighted sum or the logistic regression trained on SQuAD. "What did X say?" prefers
+   the sentences giving X's words (rag/answering/speaker.py).
+4. The chosen sentence is widened the way a reader would (speaker.py): a "who"
+   question takes the sentence naming the speaker, "what did X say" the whole
    quotation after the lead-in.
-4. Null when the evidence is below the scorer's threshold, or when the question names
-   something (a person, a place, a number) that no chunk of the corpus holds.
+5. Null when the strongest sentence's evidence is below the scorer's threshold, when
+   no sentence passes the gates, or when the question names something (a person, a
+   place, a number) that no chunk of the corpus, or the answer's article, holds.
 All index data is read through rag/answering/view.py.
 """
 
