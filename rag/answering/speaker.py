@@ -7,7 +7,9 @@
 - A quotation that runs on ("Nexta TV commented: “This isn’t shock value." + "It’s a
   blunt political gesture ...”") is kept whole, up to its closing mark, and so is the
   attribution that follows it ("..., Markov wrote on Telegram").
-- "What did X say?" answered by a lead-in that names X takes in the quotation after it.
+- "What did X say?" answered by a lead-in that names X takes in the quotation after it;
+  before that, the answerer prefers the sentences that give X's words (`said_by`) over
+  those that only describe X.
 
 The answer stays one verbatim span inside one passage: consecutive sentences of one
 chunk, from the start of the first to the end of the last.
@@ -68,6 +70,8 @@ def asks_what_said(question: Question) -> bool:
 # "What did X say/add/warn ...": X, the words between the auxiliary and the verb.
 _SAYER = re.compile(rf"{_ASKED} (.+?) ({_VERBS_ASKED})\b", re.I)
 _SAYING = re.compile(rf"[“”\"]|\b(?:{_VERBS})\b")
+# Characters before a passage read for the speaker of its first sentence.
+_BEFORE = 400
 # The forms of a verb of saying in a text; "say" is any saying, so it has none.
 _VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote"}
 
@@ -106,7 +110,9 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     if not refers_back(text):
         return False
     chunk = view.chunk(cid)
-    before = _text(view, cid, i - 1) if i else view.text(chunk.source)[: chunk.start][-400:]
+    # The sentence before; first in its passage, the end of the text before it (the
+    # paragraph before, as the chunk's context is).
+    before = _text(view, cid, i - 1) if i else view.text(chunk.source)[: chunk.start][-_BEFORE:]
     return bool(who & set(tokenize(before)))
 
 
