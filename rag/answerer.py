@@ -132,10 +132,12 @@ def best_candidate(
     ranked = []
     for c, values in scored_candidates(view, question, hits, by_id, config):
         said = bool(who) and speaker.said_by(view, c.chunk_id, c.sentence, who)
-        text = view.text(view.chunk(c.chunk_id).source)[c.start : c.end]
-        holds = not gated(values, config)
-        score = scorer.score(values)
-        key = (holds, said, said and verb is not None and bool(verb.search(text)), score)
+        as_asked = (
+            said
+            and verb is not None
+            and bool(verb.search(view.text(view.chunk(c.chunk_id).source)[c.start : c.end]))
+        )
+        key = (not gated(values, config), said, as_asked, scorer.score(values))
         ranked.append((key, c, values))
     if not ranked:
         return None
