@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
-import torch
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where a model runs, never at module level: the processes that only
+# read, chunk or write (Ray's read and chunk workers, a Ray build's driver) import this
+# module through rag.embedder, and torch would add about 200 MB to each of them.
 
 Precision = Literal["float32", "bfloat16"]
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
@@ -42,19 +49,35 @@ class Encoder(Protocol):
     def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray: ...
 
 
-def amx_available() -> bool:
-    """Whether this CPU has AMX tiles, where bfloat16 matrix products run natively."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(probe and probe())
+def amx_available(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has AMX tiles, where bfloat16 matrix products run natively.
+
+    Read from the kernel's CPU flags rather than asked of torch, so a process that never
+    runs the model (a Ray build's driver, which decides the precision for every actor)
+    need not load torch. Linux lists amx_tile only when it has enabled the tile state
+    for user space, the condition torch's own probe checks too (tests compare them)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            return {"amx_tile", "amx_bf16"} <= flags
+    return False
 
 
 class TorchEncoder:
     def __init__(self, model: torch.nn.Module, precision: Precision = "float32") -> None:
+        import torch
+
         self.model = model.eval()
         self.precision = precision
         self.description = f"torch {torch.__version__} {precision}"
 
     def hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import torch
+
         with (
             torch.inference_mode(),
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bfloat16"),
@@ -67,19 +90,26 @@ class TorchEncoder:
         return out.last_hidden_state.float().numpy()
 
 
-class _HiddenStates(torch.nn.Module):
+def _hidden_states(model: torch.nn.Module) -> torch.nn.Module:
     """The model with positional inputs and one output, as the ONNX exporter wants."""
+    import torch
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
+    class HiddenStates(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
 
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-    ) -> torch.Tensor:
-        return self.model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    return HiddenStates(model)
 
 
 class OnnxEncoder:
@@ -101,6 +131,8 @@ class OnnxEncoder:
     @classmethod
     def export(cls, model: torch.nn.Module, threads: int) -> OnnxEncoder:
         """Export `model` to an in-memory graph and check it against PyTorch."""
+        import torch
+
         try:
             import onnx  # noqa: F401  (the exporter needs it)
             import onnxruntime  # noqa: F401
@@ -119,7 +151,7 @@ class OnnxEncoder:
             # needs onnxscript and takes 20x longer for the same graph here.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _HiddenStates(model).eval(),
+                _hidden_states(model).eval(),
                 example,
                 graph,
                 input_names=list(cls.INPUTS),

@@ -28,7 +28,10 @@ def configure(*, blas_threads: int = 1) -> None:
       a small machine (measured here: 68 ms per question instead of 13). The products
       numpy does for us are small; one BLAS thread is plenty. The limit applies to the
       libraries loaded when it is set, so the native ones the pipeline uses are loaded
-      first.
+      first. torch is not among them: it brings only an OpenMP pool (threadpoolctl
+      lists no BLAS of its own), whose threads are set with torch.set_num_threads where
+      the model runs, and loading it here would cost 200 MB in processes that never do
+      (Ray's read and chunk workers, a Ray build's driver).
     """
     global _configured
     if _configured:
@@ -38,7 +41,6 @@ def configure(*, blas_threads: int = 1) -> None:
     import faiss  # noqa: F401  (loads its BLAS before the limit is set)
     import numpy  # noqa: F401
     import threadpoolctl
-    import torch  # noqa: F401
 
     threadpoolctl.threadpool_limits(blas_threads, user_api="blas")
     _configured = True

@@ -14,11 +14,17 @@ for 0.883 of the answerable questions, 0.740 without it (README, Evaluation).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from rag.embedder import TokenBlock
+
+if TYPE_CHECKING:
+    import torch
+
+# torch (for its products) is imported by the store that is searched, not at module
+# level: a build's driver writes token files through this module without ever scoring.
 
 FILES = ("tokens.npy", "token_ids.npy", "token_spans.npy", "token_offsets.npy")
 # Up to this many tokens (about 150 MB as float32; the seeds have 16k) the store is
@@ -42,6 +48,8 @@ class TokenStore:
         # is about 4x faster than numpy's single-threaded BLAS on these shapes.
         self.matrix: torch.Tensor | None = None
         if embeddings.dtype == np.float32 and embeddings.flags.c_contiguous:
+            import torch
+
             self.matrix = torch.from_numpy(embeddings)
 
     @classmethod
@@ -118,6 +126,8 @@ def similarities(queries: list[np.ndarray], store: TokenStore) -> list[np.ndarra
     candidates' rows are read per question instead."""
     if store.matrix is None or not queries:
         return [None] * len(queries)
+    import torch
+
     stacked = torch.from_numpy(np.concatenate(queries)) if len(queries) > 1 else None
     with torch.inference_mode():
         if stacked is None:
@@ -150,6 +160,8 @@ def maxsim_many(
         sims = sims_all[:, rows]
     elif store.matrix is not None and len(rows) * 4 > len(store.ids):
         # Most of a small store is wanted: one product over all of it beats copying.
+        import torch
+
         with torch.inference_mode():
             sims = (torch.from_numpy(query) @ store.matrix.T).numpy()[:, rows]
     else:  # (query terms, candidate tokens)

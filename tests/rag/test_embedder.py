@@ -112,21 +112,34 @@ def test_bfloat16_documents_stay_close_to_float32(reference: np.ndarray) -> None
     assert (1.0 - cosines).max() <= 3e-5, 1.0 - cosines
 
 
-def _cpu_flags() -> set[str]:
-    """The CPU's feature flags as the kernel reports them, independently of torch."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    raise AssertionError("no flags line in /proc/cpuinfo")
-
-
 def test_auto_precision_follows_the_cpu() -> None:
-    # AMX tiles with bfloat16 support, read from the kernel, not from the code under test.
-    amx = {"amx_tile", "amx_bf16"} <= _cpu_flags()
+    # The flags are read from the kernel; torch's own probe (CPUID and the OS's tile
+    # state) is the independent reference.
+    import torch
+
+    amx = bool(torch.cpu._is_amx_tile_supported())
     assert amx_available() is amx
     assert resolve_precision("auto") == ("bfloat16" if amx else "float32")
     assert resolve_precision("float32") == "float32"
     assert resolve_precision("bfloat16") == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile amx_int8\n", True),
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_tile amx_int8\n", False),
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx512f\n", False),
+        ("processor\t: 0\n", False),
+    ],
+)
+def test_amx_needs_tiles_and_bfloat16_in_the_flags(
+    tmp_path: Path, text: str, expected: bool
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(text)
+    assert amx_available(cpuinfo) is expected
+    assert amx_available(tmp_path / "absent") is False
 
 
 @pytest.mark.slow

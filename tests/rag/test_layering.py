@@ -95,9 +95,27 @@ import json, os
 import threadpoolctl
 from rag.runtime import configure
 configure()
-blas = [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
-print(json.dumps({"offline": os.environ.get("HF_HUB_OFFLINE"), "blas": blas}))
+def blas():
+    return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+configured = blas()
+import torch  # loaded later, where the model runs: it must bring no BLAS of its own
+print(json.dumps({"offline": os.environ.get("HF_HUB_OFFLINE"), "blas": configured,
+                  "with_torch": blas()}))
 """
     report = _run_fresh(code)
     assert report["offline"] == "1"
     assert report["blas"] and set(report["blas"]) == {1}
+    assert report["with_torch"] == report["blas"]
+
+
+def test_reading_chunking_and_writing_do_not_load_torch() -> None:
+    # Ray's read and chunk workers and a Ray build's driver import these modules and
+    # never run the model; torch would add about 200 MB to each (docs/scaling.md).
+    code = """
+import json, sys
+import rag, rag.cli, rag.index.executors.ray_executor, rag.index.backends.local
+from rag.embedder import resolve_precision
+resolve_precision("auto")
+print(json.dumps(sorted(m for m in ("torch", "transformers") if m in sys.modules)))
+"""
+    assert _run_fresh(code) == []

@@ -22,13 +22,8 @@ _CHURN = """
 import sys
 import numpy as np
 if sys.argv[1] == "bound":
-    # rag/runtime.py alone: importing the package would load torch (seconds, and its
-    # own allocations), which this test does not need.
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("runtime", "rag/runtime.py")
-    runtime = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runtime)
-    runtime.bound_heap()
+    from rag.runtime import bound_heap
+    bound_heap()
 def anon_mb():
     with open("/proc/self/status") as fh:
         return next(int(l.split()[1]) for l in fh if l.startswith("RssAnon")) / 1024
