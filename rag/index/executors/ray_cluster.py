@@ -138,16 +138,19 @@ class LocalHead:
                     break
             elif self.process.poll() is not None:
                 break
-        self.stop()
-        err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+        timed_out = self.process.poll() is None
+        lines = [ln.strip() for ln in self.stop().splitlines() if ln.strip()]
+        # Ray's last line says what went wrong (the traceback above it, how).
+        why = f"no answer within {timeout:.0f} s" if timed_out else "it stopped"
         raise RayStartError(
-            f"could not start a local Ray head within {timeout:.0f} s: "
-            f"{err.strip()[-2000:] or 'no output'}; pass --ray-address to join a running "
-            "cluster instead"
+            f"could not start a local Ray head ({why}): "
+            f"{lines[-1][-500:] if lines else 'no output'}; pass --ray-address to join a "
+            "running cluster instead"
         )
 
-    def stop(self) -> None:
-        """Close the pipe (the supervisor then stops Ray) and wait for it to finish."""
+    def stop(self) -> str:
+        """Close the pipe (the supervisor then stops Ray), wait for it to finish, and
+        return what it wrote to stderr (Ray's output when the head did not start)."""
         if self.process.stdin is not None and not self.process.stdin.closed:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
@@ -158,9 +161,17 @@ class LocalHead:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        err = ""
+        if self.process.stderr is not None and not self.process.stderr.closed:
+            # Without blocking: a process the supervisor started could still hold the
+            # pipe open.
+            os.set_blocking(self.process.stderr.fileno(), False)
+            with contextlib.suppress(OSError):
+                err = (self.process.stderr.read() or b"").decode(errors="replace")
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()
+        return err
 
 
 def _free_port() -> int:

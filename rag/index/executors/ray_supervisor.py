@@ -119,11 +119,25 @@ def _run_head(
         "--num-gpus=0",
         "--include-dashboard=false",
         "--disable-usage-stats",
+        # A private head for one build on one machine needs neither, and each is a
+        # Python process of about 50 MB: the autoscaler's monitor (the cluster is
+        # fixed) and the log monitor (the driver takes no worker logs:
+        # log_to_driver=False). The Ray Client server cannot be left out (ray start
+        # refuses port 0 and starts it whenever the client is installed).
+        "--no-monitor",
+        "--include-log-monitor=false",
     ]
     if object_store_bytes:
         command.append(f"--object-store-memory={object_store_bytes}")
+    # Idle workers are stopped after a second rather than kept for reuse: the read and
+    # chunk tasks' worker stayed idle beside the embedding actor for the whole build
+    # (190 MB of libraries). Starting a worker again costs about a second, once per
+    # stage at most here, since the tasks run in a stream.
+    env = {**os.environ, "RAY_num_workers_soft_limit": "0"}
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=START_TIMEOUT)
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=START_TIMEOUT, env=env
+        )
     except subprocess.TimeoutExpired:
         print(f"ray start took over {START_TIMEOUT:.0f} s", file=sys.stderr)
         return 1
