@@ -152,6 +152,13 @@ _IRREGULAR = {
 }
 
 
+# Past participles of those verbs that do not end in "-ed" ("begun", "built", "thrown"),
+# for telling a passive act in a question (rag/answering/gates.py).
+IRREGULAR_PARTICIPLES = frozenset(others.split()[-1] for others in _IRREGULAR.values()) - {
+    "ran"  # "run" is its own participle
+}
+
+
 @lru_cache(maxsize=1)
 def _forms() -> dict[str, frozenset[str]]:
     """Stem -> the stems of all forms of its verb (itself included)."""

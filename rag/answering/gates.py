@@ -1,11 +1,13 @@
 """Gates: what a sentence must hold to answer a question at all, whatever its score.
 
 - `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
-  years ago"), "how much does it cost" a sum of money, "how much" an amount, "when" a
-  date, "the capital of" a place name.
+  years ago"), "how old" a number, "how long" a time or a length, "how much does it
+  cost" a sum of money, "how much" an amount, "when" a date, "the capital of" a place
+  name.
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
-  "directed", "... the largest protest" "largest".
+  "directed", "How many ... have been sentenced" "sentenced", "When was X overthrown"
+  "overthrow(n)", "... the largest protest" "largest".
 
 A sentence that fails a gate only answers when no candidate passes it, and then the
 answer is null (rag/answerer.py): near-topic questions share the articles' topic and
@@ -17,8 +19,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from rag.question import DATE, NUMBER, Question
-from rag.text import tokenize
+from rag.question import DATE, DURATION, NUMBER, Question
+from rag.text import IRREGULAR_PARTICIPLES, forms, tokenize
 
 
 @lru_cache(maxsize=4096)
@@ -46,6 +48,9 @@ MONEY = re.compile(
     r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?)\b",
     re.I,
 )
+_TIME_OR_LENGTH = re.compile(
+    rf"{DURATION.pattern}|\b(?:minutes?|seconds?)\b|{AMOUNT.pattern}", re.I
+)
 # Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
 # sentence without one does not answer them, however well it matches ("What is the
 # population of Brazil?" answered with a sentence about cats in São Paulo).
@@ -61,13 +66,18 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
         MONEY,
     ),
     (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
-    (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
+    (re.compile(r"^\W*how many\b|\bwhat is the population of\b|^\W*how old\b", re.I), NUMBER),
+    # A time ("for almost two weeks", "a 20-year partnership") or a length.
+    (re.compile(r"^\W*(?:for )?how long\b", re.I), _TIME_OR_LENGTH),
     (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
     # A place name inside a sentence, after a lower-case word or a comma (not a label
     # such as "DESIGN Human capital ...").
     (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
 ]
 _PLACE = _GATED[-1][1]
+# Looked for in the sentence itself, not with the one before: a capital named in a list
+# of countries, or "centuries of ties" just before, answers nothing.
+_OWN_SENTENCE = (_PLACE, _TIME_OR_LENGTH)
 # Where the counted thing of "how many ..." ends: its verb or a preposition.
 _COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
 _COUNT_ENDS = frozenset(
@@ -133,11 +143,11 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     """Whether the question needs a number, a date, a sum, an amount or a place name that
     `sentence` (with `before`, the sentence before it, for a number or a date: "... in
     June. It was the first strike") does not hold. A place must be in the sentence
-    itself (a list of countries just before is no capital), and capitalised words of
-    the question do not count as the place asked for."""
+    itself (a list of countries just before is no capital), and so must a time or a
+    length; capitalised words of the question do not count as the place asked for."""
     for asks, holds in _GATED:
         if asks.search(question.text):
-            text = sentence if holds is _PLACE else before + sentence
+            text = sentence if holds in _OWN_SENTENCE else before + sentence
             own = set(question.terms)
             what = counted(question.text) if holds is NUMBER else frozenset()
             return not any(
@@ -170,9 +180,45 @@ _SUPERLATIVE = re.compile(
 )
 
 
+# What "How many X were VERBed" and "When was X VERBed" ask about: the passive act.
+# A sentence counting X, or dating X, without it answers another question ("How many
+# protesters have been sentenced to death?" is not "thousands of protesters were
+# killed"). The participle follows the auxiliary in the first, the subject in the second.
+_HOW_MANY_PASSIVE = re.compile(
+    r"^\W*how many\b.*?\b(?:is|are|was|were|been|be)\s+(?:\w+ly\s+)?([a-z]+)\b", re.I
+)
+_WHEN_PASSIVE = re.compile(r"^\W*when\s+(?:is|are|was|were)\s+(.+)", re.I)
+
+
+_PREFIXES = ("", "over", "under", "re", "un", "with", "out", "up")
+
+
+def _participle(word: str) -> bool:
+    """A past participle: "arrested", "overthrown" (a prefixed "thrown"); not "women",
+    nor "Tehran" (whole words only, not any ending)."""
+    word = word.lower()
+    return (len(word) >= 5 and word.endswith("ed")) or any(
+        word.startswith(p) and word[len(p) :] in IRREGULAR_PARTICIPLES for p in _PREFIXES
+    )
+
+
+def passive_act(question: str) -> list[str]:
+    """The participle of "How many X have been VERBed" / "When was X VERBed", if any
+    (the last one of a when-question: its subject may hold an adjective in -ed)."""
+    m = _HOW_MANY_PASSIVE.match(question)
+    if m and _participle(m.group(1)):
+        return [m.group(1).lower()]
+    m = _WHEN_PASSIVE.match(question)
+    if m:
+        words = [w for w in re.findall(r"[a-z]+", m.group(1)) if _participle(w)]
+        return words[-1:]
+    return []
+
+
 def focus(question: Question) -> frozenset[str]:
     """The terms a sentence must hold to answer: the role or attribute of "Who/what is
-    the X of Y" (without "name"), the act of "Who VERBed", the superlatives."""
+    the X of Y" (without "name"), the act of "Who VERBed", the passive act of "How many
+    X were VERBed" and "When was X VERBed", the superlatives."""
     words: list[str] = []
     role = _ROLE.search(question.text)
     if role:
@@ -180,6 +226,7 @@ def focus(question: Question) -> frozenset[str]:
     act = _WHO_ACT.search(question.text)
     if act:
         words += [t for t in tokenize(act.group(1)) if t not in _SAYING]
+    words += [t for w in passive_act(question.text) for t in tokenize(w) if t not in _SAYING]
     words += [t for m in _SUPERLATIVE.finditer(question.text) for t in tokenize(m.group(0))]
     return frozenset(words)
 
@@ -191,4 +238,4 @@ def focus_missing(question: Question, text: str) -> bool:
     if not need:
         return False
     present = frozenset(tokenize(text))
-    return not all(named(t, present) for t in need)
+    return not all(any(named(f, present) for f in forms(t)) for t in need)

@@ -63,6 +63,17 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         # A place after a lower-case word; not a label at the start.
         ("What is the capital of Australia?", "DESIGN Human capital cost analysis.", "", True),
         ("What is the capital of Iran?", "Protests reached the capital, Tehran.", "", False),
+        # "How old" a number; "how long" a time or a length, in the sentence itself.
+        ("How old is the woman?", "She is 25 and lives in Canada.", "", False),
+        ("How old is the woman?", "She lives in Canada.", "", True),
+        ("How long did Moscow stay silent?", "For almost two weeks, Moscow was silent.", "", False),
+        ("How long is the border?", "The border runs for 700 kilometres.", "", False),
+        (
+            "How long did Moscow stay silent?",
+            "Analysts say the Kremlin is focused on its interests.",
+            "Russia has had centuries of ties with Tehran.",
+            True,
+        ),
         # Questions of other kinds pass.
         ("Why did Moscow stay silent?", "Moscow stayed silent.", "", False),
     ],
@@ -82,6 +93,17 @@ def test_type_missing(question: str, sentence: str, before: str, missing: bool) 
         ("Who warned that all bases would be targets?", set()),
         ("Which Iranian city saw the largest protest?", {"largest"}),
         ("Who is Nikita Smagin?", set()),
+        # The passive act of "how many ... were VERBed" and "when was X VERBed".
+        ("How many Iranian protesters have been sentenced to death?", {"sentenc"}),
+        ("How many Russian advisers are stationed in Iran?", {"station"}),
+        ("When was Bashar al-Assad overthrown in Syria?", {"overthrown"}),
+        ("When was the woman behind the viral image arrested?", {"arrest"}),
+        ("When was the deal built?", {"built"}),
+        # Not a participle: a name ending like one, a plural, an active verb.
+        ("When was Tehran hit?", set()),
+        ("When were women allowed to vote?", {"allow"}),
+        ("How many people live in Iran?", set()),
+        ("When did the protests begin?", set()),
     ],
 )
 def test_focus(question: str, focus: set) -> None:
@@ -101,6 +123,10 @@ def test_focus(question: str, focus: set) -> None:
         ("Who directed the film Malèna?", "Malèna, directed by Giuseppe Tornatore.", False),
         ("Which city saw the largest protest?", "Protests resumed in Tehran.", True),
         ("Who is Nikita Smagin?", "Nikita Smagin is an expert.", False),
+        # Any form of the act: the noun "overthrow", the base "build" of "built".
+        ("When was Bashar al-Assad overthrown?", "The overthrow of Assad in 2024.", False),
+        ("When was the deal built?", "They build it in 2020.", False),
+        ("How many protesters have been sentenced?", "Thousands of protesters were killed.", True),
     ],
 )
 def test_focus_missing(question: str, text: str, missing: bool) -> None:
