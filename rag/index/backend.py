@@ -34,6 +34,7 @@ import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -227,6 +228,19 @@ class SearchBackend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
+
+    def remote_writes(self) -> AbstractContextManager[Any] | None:
+        """None: only the driver writes (`add`). A backend that takes writes from other
+        processes (a distributed build's workers) returns a context manager that lends
+        its new storage for the block and gives a picklable spec whose `open()` makes a
+        writer (`write(records)`, `close()`) in any process; the driver then `adopt`s
+        the records those writers stored (qdrant: backends/qdrant_writer.py)."""
+        return None
+
+    def adopt(self, records: Sequence[ChunkRecord]) -> None:
+        """Count records that writers of `remote_writes` stored (without their token
+        embeddings); `link` and `flush` then apply to them as to added ones."""
+        raise NotImplementedError(f"the {self.kind} backend takes no remote writes")
 
     # --- writing -----------------------------------------------------------------
     @abstractmethod

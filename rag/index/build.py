@@ -23,6 +23,10 @@ Rules every executor keeps:
   not on the corpus.
 `LocalExecutor` runs `encode_chunks` in this process. A distributed executor runs it in
 workers (each loading the model once) and yields their batches back in corpus order.
+When the backend takes writes from other processes (`plan.backend.remote_writes()`,
+the qdrant backend), a distributed executor may have its workers write the records
+themselves: it yields them without token embeddings, in `EncodedBatch.written` with
+the vector duplicate detection needs, and the driver only `adopt`s them.
 
 Atomicity: everything is written into a staging folder (and, for a server backend, a
 new collection) and published by `renameat2(RENAME_EXCHANGE)` of the folder, so a build
@@ -86,6 +90,9 @@ class BuildReport:
     reused: int
     seconds: float
     skipped: list[str] = field(default_factory=list)
+    # Records stored per writing process, "driver" or a worker's "host:pid", when the
+    # executor's workers wrote some (remote writes); empty when the driver wrote all.
+    writers: dict[str, int] = field(default_factory=dict)
     # True when the index on disk already matched corpus, settings and model, and was
     # kept as it is (same build id, nothing written).
     unchanged: bool = False
@@ -124,12 +131,21 @@ class BuildPlan:
     cache: EmbeddingCache
     cache_tag: str  # what an encoding depends on besides its text (model@precision)
     block_size: int = BLOCK_SIZE
+    # The build's new backend: an executor whose workers can write into it asks its
+    # `remote_writes()`; otherwise the driver writes every record (`add`).
+    backend: SearchBackend | None = None
 
 
 @dataclass
 class EncodedBatch:
     records: list[ChunkRecord]
     embedded: int  # records the model ran on; the others came from the cache
+    # Records the executor's writers already stored in the backend (remote writes),
+    # by id: the vector of the chunk's own text (`text_vector`), since such a record
+    # comes without its token embeddings.
+    written: dict[int, np.ndarray] = field(default_factory=dict)
+    # Records stored per writer process ("host:pid") in this batch.
+    writers: dict[str, int] = field(default_factory=dict)
 
 
 class Executor(Protocol):
@@ -294,19 +310,27 @@ def build_index(
     try:
         backend = create_backend(tmp, model.dimension, config.index, backend_settings)
         tag = f"{model.name}@{model.document_precision}"
-        plan = BuildPlan(corpus, docs, config, cache, tag, block_size)
+        plan = BuildPlan(corpus, docs, config, cache, tag, block_size, backend)
         # What duplicate detection needs, kept per chunk: the vector of its own text.
         ids: list[int] = []
         chunks: list[Chunk] = []
         text_vectors: list[np.ndarray] = []
         embedded = sentences = tokens = 0
+        writers: dict[str, int] = {}
         for batch in executor.run(plan):
-            backend.add(batch.records)
+            own = [r for r in batch.records if r.id not in batch.written]
+            if own:
+                backend.add(own)
+            if batch.written:
+                backend.adopt([r for r in batch.records if r.id in batch.written])
+                for name, n in batch.writers.items():
+                    writers[name] = writers.get(name, 0) + n
             embedded += batch.embedded
             for record in batch.records:
                 ids.append(record.id)
                 chunks.append(record.chunk)
-                text_vectors.append(text_vector(record))
+                written = batch.written.get(record.id)
+                text_vectors.append(text_vector(record) if written is None else written)
                 sentences += len(record.chunk.sentences)
                 tokens += len(record.token_ids) if record.token_ids is not None else 0
             # Let the batch go before the executor embeds the next one: at most one
@@ -328,6 +352,8 @@ def build_index(
         cache.close()
         write_jsonl(tmp / DOCUMENTS, (asdict(d) for d in docs))
         files = [DOCUMENTS, *backend.files()]
+        if writers:
+            writers = {"driver": len(chunks) - sum(writers.values()), **writers}
         manifest = Manifest(
             build_id=uuid.uuid4().hex,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -341,7 +367,11 @@ def build_index(
             sources=sources,
             files={name: sha256_file(tmp / name) for name in files},
             versions=library_versions(),
-            build={"embedded": embedded, "reused": len(chunks) - embedded},
+            build={
+                "embedded": embedded,
+                "reused": len(chunks) - embedded,
+                **{f"written_by {name}": n for name, n in writers.items()},
+            },
         )
         manifest.save(tmp)
         backend.publish()
@@ -367,6 +397,7 @@ def build_index(
         embedded=embedded,
         reused=len(chunks) - embedded,
         seconds=time.perf_counter() - started,
+        writers=writers,
     )
 
 

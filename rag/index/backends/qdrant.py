@@ -59,7 +59,6 @@ from rag.index.backends.qdrant_settings import (
     load_settings,
 )
 from rag.index.backends.qdrant_support import (
-    ENV_API_KEY,
     ENV_URL,
     STORE,
     StatsFile,
@@ -68,6 +67,7 @@ from rag.index.backends.qdrant_support import (
     open_embedded,
     unavailable,
 )
+from rag.index.backends.qdrant_writer import RemoteWrites, open_client
 from rag.index.manifest import Manifest
 from rag.text import tokenize
 
@@ -113,7 +113,7 @@ def _source_filter(sources: Sources) -> models.Filter | None:
     )
 
 
-class QdrantBackend(SearchBackend):
+class QdrantBackend(RemoteWrites, SearchBackend):
     kind = "qdrant"
 
     def __init__(
@@ -191,13 +191,7 @@ class QdrantBackend(SearchBackend):
 
     @staticmethod
     def _client(url: str | None, folder: Path) -> QdrantClient:
-        if url:
-            # No version handshake on connect: open() pings the collection and says
-            # what is wrong; an unreachable server would only add a warning here.
-            return QdrantClient(
-                url=url, api_key=os.environ.get(ENV_API_KEY) or None, check_compatibility=False
-            )
-        return QdrantClient(path=str(folder / STORE))
+        return open_client(url, None if url else folder / STORE)
 
     @_guarded
     def _create_collection(self) -> None:
@@ -403,15 +397,16 @@ class QdrantBackend(SearchBackend):
                 points = [to_point(r, self._links.get(r.id), avgdl) for r in batch[lo : lo + size]]
                 self.client.upsert(self.collection, points, wait=True)
                 self._stored += len(points)
-        stored_links = {k: v for k, v in self._links.items() if k not in last}
-        if stored_links:
+        # Links of points already stored (by an earlier flush, or by remote writers).
+        stored_links = [(k, v) for k, v in self._links.items() if k not in last]
+        for lo in range(0, len(stored_links), size):
             self.client.batch_update_points(
                 self.collection,
                 [
                     models.SetPayloadOperation(
                         set_payload=models.SetPayload(payload=link_payload(v), points=[k])
                     )
-                    for k, v in stored_links.items()
+                    for k, v in stored_links[lo : lo + size]
                 ],
             )
         self._stats.save(self.folder / STATS)

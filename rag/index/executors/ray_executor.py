@@ -7,8 +7,12 @@
       .map_batches(chunk_documents)                  2. chunk them (tasks)
       .map_batches(ChunkEmbedder, ActorPoolStrategy) 3. embed: an actor pool, each actor
                                                         loading the model once
-      .iter_batches(block_size)                      4. the driver writes each block
-                                                        through the backend (build.py)
+      .map_batches(PointWriter, ActorPoolStrategy)   4. with a backend that takes remote
+                                                        writes (qdrant): writer actors
+                                                        upsert the points (ray_writer.py)
+      .iter_batches(block_size)                      the driver writes each block through
+                                                        the backend (build.py), or only
+                                                        adopts what the writers stored
 
 It keeps the rules of the executor seam (rag/index/build.py): the chunks come from the
 same `chunk_document` and reach the driver in corpus order (Ray Data's
@@ -26,6 +30,12 @@ previous index lacks, and the driver takes the others' encodings from the previo
 index as each block is written. Memory: an actor holds one batch (`RayConfig.batch_size`
 chunks), the driver one block of `plan.block_size` chunks, and Ray Data's streaming
 executor bounds what is in flight between them.
+
+Writers: with `--backend qdrant` the points of freshly embedded chunks are upserted by
+writer actors, never passing through the driver: one actor, on the driver's node, for
+an embedded store (one process at a time may hold it), one per embedding actor for a
+server. Rows taken from the embedding cache are written by the driver, from the
+previous index, as with the local backend.
 
 The document precision ("auto") is resolved on the driver and imposed on every actor,
 so a cluster of mixed CPUs still embeds every text the same way, under the same cache
@@ -54,7 +64,7 @@ from rag.config import ChunkerConfig, EmbedderConfig
 from rag.corpus import Document, decode
 from rag.embedder import TokenBlock, read_model_spec, resolve_model_path, resolve_precision
 from rag.errors import CorpusError, RagError
-from rag.index.backend import ChunkRecord
+from rag.index.backend import ChunkRecord, chunk_id
 from rag.index.build import BuildPlan, EncodedBatch
 from rag.index.executors.ray_cluster import RaySession, ray_session
 from rag.index.manifest import ModelInfo
@@ -88,6 +98,8 @@ class RayConfig:
     local_cpus: int | None = None
     # Ray Data streams within it (spilling to disk past it); a few blocks in flight.
     local_object_store_bytes: int = 512 << 20
+    # CPUs reserved per writer actor (stage 4): it mostly waits on the store.
+    writer_cpus: float = 0.25
 
 
 def _torch_version() -> str:
@@ -308,45 +320,58 @@ class RayExecutor:
         actors = cfg.actors or max(1, int(session.cpus // threads))
         cached_ref = ray.put(frozenset(plan.cache.keys()))
         docs = plan.documents
-        with warnings.catch_warnings():
-            # Ray Data takes max_restarts / max_task_retries as "remote args", which it
-            # deprecates without a named replacement yet (2.60); its own default is to
-            # restart for ever, which would turn a worker that always dies into a hang.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ds = self._dataset(plan, cfg, session.cpus, actors, threads, cached_ref)
-        dim = self._model.dimension
+        # Lent to the writer actors for the pipeline (None: the driver writes all).
+        lend = plan.backend.remote_writes() if plan.backend is not None else None
         bar = _progress(self.progress, len(docs))
-        records: list[ChunkRecord] = []
-        fresh: set[str] = set()  # keys embedded in the block being filled
-        sources: set[str] = set()
         try:
-            # Batches of an actor call's size arrive as the actors finish them (the bar
-            # moves with them); the backend gets blocks of plan.block_size.
-            for batch in ds.iter_batches(
-                batch_size=min(cfg.batch_size, plan.block_size),
-                batch_format="numpy",
-                prefetch_batches=1,
-            ):
-                for record, cached in self._records(batch, plan, dim):
-                    records.append(record)
-                    if not cached:
-                        fresh.add(record.key)
-                    sources.add(record.chunk.source)
-                    if len(records) == plan.block_size:
-                        # Texts embedded, each distinct text once per block, as the
-                        # local build counts them.
-                        yield EncodedBatch(records, len(fresh))
-                        records, fresh = [], set()
-                if bar is not None:
-                    bar.update(len(batch["chunk"]))
-                    bar.set_postfix(documents=f"{len(sources)}/{len(docs)}")
-            if records:
-                yield EncodedBatch(records, len(fresh))
+            with lend if lend is not None else contextlib.nullcontext() as spec:
+                with warnings.catch_warnings():
+                    # Ray Data takes max_restarts / max_task_retries as "remote args",
+                    # which it deprecates without a named replacement yet (2.60); its
+                    # own default is to restart for ever, which would turn a worker
+                    # that always dies into a hang.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    ds = self._dataset(plan, cfg, session.cpus, actors, threads, cached_ref, spec)
+                yield from self._blocks(ds, plan, bar)
         except RayError as exc:
             raise RayBuildError(_explain(exc)) from None
         finally:
             if bar is not None:
                 bar.close()
+
+    def _blocks(self, ds: Any, plan: BuildPlan, bar: Any) -> Iterator[EncodedBatch]:
+        """The pipeline's rows as blocks of `plan.block_size` records, in corpus order."""
+        dim = self._model.dimension
+        block = EncodedBatch([], 0)
+        fresh: set[str] = set()  # keys embedded in the block being filled
+        sources: set[str] = set()
+        # Batches of an actor call's size arrive as the actors finish them (the bar
+        # moves with them); the backend gets blocks of plan.block_size.
+        for batch in ds.iter_batches(
+            batch_size=min(self.config.batch_size, plan.block_size),
+            batch_format="numpy",
+            prefetch_batches=1,
+        ):
+            for record, cached, written, writer in self._records(batch, plan, dim):
+                block.records.append(record)
+                if not cached:
+                    fresh.add(record.key)
+                if written is not None:
+                    block.written[record.id] = written
+                    block.writers[writer] = block.writers.get(writer, 0) + 1
+                sources.add(record.chunk.source)
+                if len(block.records) == plan.block_size:
+                    # Texts embedded, each distinct text once per block, as the local
+                    # build counts them.
+                    block.embedded = len(fresh)
+                    yield block
+                    block, fresh = EncodedBatch([], 0), set()
+            if bar is not None:
+                bar.update(len(batch["chunk"]))
+                bar.set_postfix(documents=f"{len(sources)}/{len(plan.documents)}")
+        if block.records:
+            block.embedded = len(fresh)
+            yield block
 
     def _dataset(
         self,
@@ -356,6 +381,7 @@ class RayExecutor:
         actors: int,
         threads: int,
         cached_ref: Any,
+        spec: Any = None,
     ) -> Any:
         import ray.data
 
@@ -370,9 +396,11 @@ class RayExecutor:
         # libraries (~290 MB here), so on a small machine one at a time is plenty (the
         # actors' model is the bottleneck) and on a cluster they spread over the nodes.
         actor_cpus = 0.5 * threads
-        task_cpus = max(0.25, min(1.0, cpus - actors * actor_cpus))
+        writers = 0 if spec is None else (actors if spec.concurrent else 1)
+        left = cpus - actors * actor_cpus - writers * cfg.writer_cpus
+        task_cpus = max(0.25, min(1.0, left))
         corpus = str(plan.corpus.resolve())
-        return (
+        ds = (
             ray.data.from_items(items, override_num_blocks=blocks)
             .map_batches(read_documents, fn_kwargs={"corpus": corpus}, num_cpus=task_cpus)
             .map_batches(
@@ -392,17 +420,54 @@ class RayExecutor:
                 max_task_retries=cfg.max_restarts,
             )
         )
+        if spec is None:
+            return ds
+        from rag.index.executors.ray_writer import PointWriter
+
+        placement: dict[str, Any] = {}
+        if not spec.concurrent:
+            # An embedded store is a folder on the driver's machine, held by one
+            # process at a time: one writer, on this node.
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            node = ray.get_runtime_context().get_node_id()
+            placement["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
+        return ds.map_batches(
+            PointWriter,
+            batch_size=cfg.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=writers),
+            fn_constructor_kwargs={"spec": spec, "dimension": self._model.dimension},
+            num_cpus=cfg.writer_cpus,
+            # A writer that dies is restarted and its batch upserted again: the same
+            # points under the same ids, so a retried batch writes nothing twice.
+            max_restarts=cfg.max_restarts,
+            max_task_retries=cfg.max_restarts,
+            **placement,
+        )
 
     @staticmethod
     def _records(
         batch: dict[str, np.ndarray], plan: BuildPlan, dim: int
-    ) -> Iterator[tuple[ChunkRecord, bool]]:
-        """(record, whether its encoding came from the previous index) of each row."""
+    ) -> Iterator[tuple[ChunkRecord, bool, np.ndarray | None, str]]:
+        """(record, whether its encoding came from the previous index, and for a row a
+        writer actor stored: its text vector and the writer) of each row."""
         keys = [str(k) for k in batch["key"]]
         cached = batch["cached"]
+        written = batch.get("written")
         found = plan.cache.lookup(sorted({k for k, c in zip(keys, cached, strict=True) if c}))
         for i, (row, key) in enumerate(zip(batch["chunk"], keys, strict=True)):
             chunk = _chunk_from_json(str(row))
+            if written is not None and written[i]:
+                # Stored by a writer: what the driver needs, no token embeddings.
+                record = ChunkRecord(
+                    id=chunk_id(chunk.source, chunk.start, chunk.end),
+                    chunk=chunk,
+                    vector=np.asarray(batch["vector"][i], dtype=np.float32),
+                    key=key,
+                    token_ids=np.frombuffer(batch["token_ids"][i], dtype=np.int32),
+                )
+                yield record, False, batch["text_vector"][i], str(batch["writer"][i])
+                continue
             if cached[i]:
                 block = found.get(key)
                 if block is None:
@@ -412,7 +477,7 @@ class RayExecutor:
                     )
             else:
                 block = _block(batch, i, dim)
-            yield ChunkRecord.from_block(chunk, block, key), bool(cached[i])
+            yield ChunkRecord.from_block(chunk, block, key), bool(cached[i]), None, ""
 
 
 def _explain(exc: BaseException) -> str:

@@ -2,7 +2,7 @@
 killed part-way (a worker, the driver) leaving the previous index serving and no Ray
 process behind.
 
-Ray is started once for the session (`ray_head`) and every build in this file joins it;
+Ray is started once for the session (`ray_head`, conftest.py) and every build joins it;
 only the driver-kill test starts its own local Ray, since what it checks is that a
 killed driver's Ray goes away with it.
 """
@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -133,18 +132,6 @@ def _wait_gone(pids: list[int], timeout: float = 30.0) -> list[int]:
             return []
         time.sleep(0.2)
     return [p for p in pids if _alive(p)]
-
-
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[object]:
-    """One local Ray for the session; every Ray build of this file joins it."""
-    from rag.index.executors.ray_cluster import ray_session
-
-    with ray_session(cpus=os.cpu_count() or 2) as session:
-        yield session
-    supervisor = session.supervisor_pid
-    assert supervisor is not None
-    assert not _alive(supervisor)
 
 
 def _embedder_actors(session: object) -> dict[int, str]:
