@@ -85,6 +85,12 @@ def _index(args: argparse.Namespace) -> int:
             f"embedded on {where} ({session.cpus:g} CPUs; Ray started or joined in "
             f"{session.startup_seconds:.1f}s)"
         )
+    workers = {name: n for name, n in report.writers.items() if name != "driver"}
+    if workers:
+        print(
+            f"points upserted by {len(workers)} Ray writer process(es): {sum(workers.values())}; "
+            f"by this process (reused vectors): {report.writers.get('driver', 0)}"
+        )
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ import pytest
 
 from rag.config import IndexConfig, PipelineConfig
 from rag.index.build import BuildReport
-from tests.conftest import SEEDS
+from tests.conftest import ROOT, SEEDS
 from tests.rag.index.test_ray_executor import (
     _answers,
     _ray_build,
@@ -177,8 +179,11 @@ def test_a_rebuild_reuses_every_vector_and_the_driver_writes_the_reused(
 
 
 def test_a_changed_file_is_written_by_the_worker_and_the_rest_by_the_driver(
-    ray_qdrant: tuple[Path, BuildReport], tmp_path: Path
+    ray_qdrant: tuple[Path, BuildReport], ray_head: object, tmp_path: Path
 ) -> None:
+    """Through `rag index`, as a user runs it."""
+    from rag.index.manifest import Manifest
+
     corpus = tmp_path / "corpus"
     shutil.copytree(SEEDS, corpus)
     first = sorted(corpus.iterdir())[0]
@@ -186,12 +191,31 @@ def test_a_changed_file_is_written_by_the_worker_and_the_rest_by_the_driver(
     first.write_text(first.read_text(encoding="utf-8") + added, encoding="utf-8")
     out = tmp_path / "index"
     shutil.copytree(ray_qdrant[0], out)
-    report = _ray_build(corpus, out, QDRANT)
-    assert 0 < report.embedded < report.chunks
-    ((_, count),) = _worker_writers(report).items()
-    assert count == report.embedded and report.writers["driver"] == report.reused
+    address = ray_head.address  # type: ignore[attr-defined]
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "rag", "index", "--corpus", str(corpus), "--out", str(out)),
+            *("--backend", "qdrant", "--executor", "ray", "--ray-address", address),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    build = Manifest.load(out).build
+    chunks = Manifest.load(out).counts.chunks
+    assert 0 < build["embedded"] < chunks and build["reused"] == chunks - build["embedded"]
+    ((_, count),) = (
+        (k, n) for k, n in build.items() if k.startswith("written_by ") and k != "written_by driver"
+    )
+    assert count == build["embedded"] and build["written_by driver"] == build["reused"]
+    assert (
+        f"points upserted by 1 Ray writer process(es): {count}; by this process (reused "
+        f"vectors): {build['reused']}" in done.stdout
+    )
     points = _points(out)
-    assert len(points) == report.chunks
+    assert len(points) == chunks
     assert any(added.strip() in p.chunk.text for p in points.values())  # type: ignore[attr-defined]
 
 
