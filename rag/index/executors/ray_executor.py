@@ -89,8 +89,11 @@ class RayConfig:
     # Embedding actors; None: the cluster's CPUs / threads_per_actor.
     actors: int | None = None
     # Chunks per actor call; the model sorts them by length into batches of
-    # EmbedderConfig.batch_size, so a larger call pads less and holds more.
-    batch_size: int = 512
+    # EmbedderConfig.batch_size, so a larger call pads less and holds more: its token
+    # embeddings, in the actor and in the object store on their way to the driver. At
+    # 512 the actor peaked at 993-1,076 MB on SciFact, at 128 at 828-831 MB
+    # (docs/scaling.md, "Memory: what bounds it").
+    batch_size: int = 128
     # Times an actor is restarted and its call retried after its worker dies (a lost
     # node); beyond that the build fails and the previous index stays.
     max_restarts: int = 2
