@@ -8,6 +8,15 @@ from collections.abc import Iterator
 import pytest
 
 
+@pytest.fixture(scope="module")
+def clean_env() -> Iterator[None]:
+    """The embedded store and the deployment's settings, whatever the shell exports."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("RAG_QDRANT_URL", "RAG_QDRANT_SETTINGS", "RAG_QDRANT_API_KEY"):
+            mp.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[object]:
     """One local Ray for the session; every Ray build of the tests joins it

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -41,15 +40,6 @@ QUESTIONS = 80
 QDRANT = PipelineConfig(index=IndexConfig(backend="qdrant"))
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def clean_env() -> Iterator[None]:
-    """The embedded store and the deployment's settings, whatever the shell exports."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("RAG_QDRANT_URL", "RAG_QDRANT_SETTINGS", "RAG_QDRANT_API_KEY"):
-            mp.delenv(name, raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -343,21 +344,31 @@ def _triple_seeds(folder: Path) -> Path:
 
 
 class _Killer(threading.Thread):
-    """Kills the first embedding actor seen running a batch (its model loaded)."""
+    """Kills the first process of `find()` seen running a batch (a Ray actor whose name
+    ends in ".submit"), once `ready()`: by default the first embedding actor, its model
+    loaded."""
 
-    def __init__(self, session: object) -> None:
+    def __init__(
+        self,
+        session: object,
+        find: Callable[[object], dict[int, str]] | None = None,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
         super().__init__(daemon=True)
         self.session = session
+        self.find = find or _embedder_actors
+        self.ready = ready
         self.killed: int | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for pid, cmd in _embedder_actors(self.session).items():
-                if ".submit" in cmd:
-                    os.kill(pid, signal.SIGKILL)
-                    self.killed = pid
-                    return
+            if self.ready():
+                for pid, cmd in self.find(self.session).items():
+                    if ".submit" in cmd:
+                        os.kill(pid, signal.SIGKILL)
+                        self.killed = pid
+                        return
             time.sleep(0.02)
 
     def __enter__(self) -> _Killer:

@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +25,7 @@ from rag.index.build import BuildReport
 from tests.conftest import ROOT, SEEDS
 from tests.rag.index.test_ray_executor import (
     _answers,
+    _Killer,
     _ray_build,
     _ray_processes,
     _triple_seeds,
@@ -38,15 +35,6 @@ from tests.rag.index.test_ray_executor import (
 QDRANT = PipelineConfig(index=IndexConfig(backend="qdrant"))
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def clean_env() -> Iterator[None]:
-    """The embedded store and the deployment's settings, whatever the shell exports."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("RAG_QDRANT_URL", "RAG_QDRANT_SETTINGS", "RAG_QDRANT_API_KEY"):
-            mp.delenv(name, raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -236,35 +224,6 @@ def _store_bytes(parent: Path) -> int:
 SOME_POINTS = 300_000
 
 
-class _WriterKiller(threading.Thread):
-    """Kills the writer actor while it upserts a batch, once some points are in the
-    new store (mid-upsert: not before the first point, nor after the last)."""
-
-    def __init__(self, session: object, parent: Path) -> None:
-        super().__init__(daemon=True)
-        self.session, self.parent = session, parent
-        self.killed: int | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            if _store_bytes(self.parent) > SOME_POINTS:
-                for pid, cmd in _writers(self.session).items():
-                    if ".submit" in cmd:
-                        os.kill(pid, signal.SIGKILL)
-                        self.killed = pid
-                        return
-            time.sleep(0.02)
-
-    def __enter__(self) -> _WriterKiller:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.join()
-
-
 def test_a_writer_killed_mid_upsert_fails_the_build_and_the_previous_index_serves(
     ray_qdrant: tuple[Path, BuildReport], ray_head: object, tmp_path: Path, embedder: object
 ) -> None:
@@ -277,7 +236,7 @@ def test_a_writer_killed_mid_upsert_fails_the_build_and_the_previous_index_serve
     previous = Manifest.load(out)
     corpus = _triple_seeds(tmp_path / "corpus")
     with (
-        _WriterKiller(ray_head, tmp_path) as killer,
+        _Killer(ray_head, _writers, lambda: _store_bytes(tmp_path) > SOME_POINTS) as killer,
         pytest.raises(RayBuildError, match="index is untouched"),
     ):
         _ray_build(corpus, out, QDRANT, max_restarts=0, batch_size=8, use_cache=False)
@@ -299,7 +258,7 @@ def test_a_writer_killed_mid_upsert_is_restarted_and_the_collection_is_complete(
     clean_env: None, ray_head: object, tmp_path: Path
 ) -> None:
     corpus = _triple_seeds(tmp_path / "corpus")
-    with _WriterKiller(ray_head, tmp_path) as killer:
+    with _Killer(ray_head, _writers, lambda: _store_bytes(tmp_path) > SOME_POINTS) as killer:
         report = _ray_build(corpus, tmp_path / "index", QDRANT, use_cache=False, batch_size=8)
     assert killer.killed is not None, "no writer actor was seen upserting"
     assert report.chunks == 654
