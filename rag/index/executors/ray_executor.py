@@ -91,9 +91,12 @@ class RayConfig:
     # Chunks per actor call; the model sorts them by length into batches of
     # EmbedderConfig.batch_size, so a larger call pads less and holds more: its token
     # embeddings, in the actor and in the object store on their way to the driver. At
-    # 512 the actor peaked at 993-1,076 MB on SciFact, at 128 at 828-831 MB
-    # (docs/scaling.md, "Memory: what bounds it").
-    batch_size: int = 128
+    # 512 the actor peaked at 993-1,076 MB on SciFact, at 256 at 900 MB, at 128 at
+    # 828-831 MB (docs/scaling.md, "Memory: what bounds it"). Not 128: a corpus that
+    # fits in one call (the seeds' 218 chunks) is then embedded in the same batches as
+    # by the local build, so the two indexes are bit-identical and answer alike; in
+    # two calls, bfloat16 sums of other batch-mates changed one seeds answer.
+    batch_size: int = 256
     # Times an actor is restarted and its call retried after its worker dies (a lost
     # node); beyond that the build fails and the previous index stays.
     max_restarts: int = 2

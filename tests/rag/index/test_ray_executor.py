@@ -250,11 +250,7 @@ def test_a_changed_file_re_embeds_only_its_new_chunks(
 ) -> None:
     from rag.index import build_index
 
-    corpus = tmp_path / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    first = sorted(corpus.iterdir())[0]
-    added = "An entirely new closing paragraph, written for this test only.\n"
-    first.write_text(first.read_text(encoding="utf-8") + added, encoding="utf-8")
+    corpus = _seeds_with_a_new_paragraph(tmp_path / "corpus")
     ray_out, local_out = tmp_path / "ray", tmp_path / "local"
     shutil.copytree(seeds_ray_index, ray_out)
     shutil.copytree(seeds_ray_index, local_out)
@@ -332,6 +328,17 @@ def test_ray_address_without_the_ray_executor_is_refused(
     assert main(["index", "--out", str(tmp_path / "i"), "--ray-address", "h:1"]) == 2
     assert capsys.readouterr().err.strip() == "error: --ray-address needs --executor ray"
     assert not (tmp_path / "i").exists()
+
+
+NEW_PARAGRAPH = "An entirely new closing paragraph, written for this test only.\n"
+
+
+def _seeds_with_a_new_paragraph(folder: Path) -> Path:
+    """The seeds with NEW_PARAGRAPH added at the end of the first file."""
+    shutil.copytree(SEEDS, folder)
+    first = sorted(folder.iterdir())[0]
+    first.write_text(first.read_text(encoding="utf-8") + NEW_PARAGRAPH, encoding="utf-8")
+    return folder
 
 
 def _triple_seeds(folder: Path) -> Path:

@@ -24,10 +24,12 @@ from rag.config import IndexConfig, PipelineConfig
 from rag.index.build import BuildReport
 from tests.conftest import ROOT, SEEDS
 from tests.rag.index.test_ray_executor import (
+    NEW_PARAGRAPH,
     _answers,
     _Killer,
     _ray_build,
     _ray_processes,
+    _seeds_with_a_new_paragraph,
     _triple_seeds,
     _wait_gone,
 )
@@ -172,11 +174,7 @@ def test_a_changed_file_is_written_by_the_worker_and_the_rest_by_the_driver(
     """Through `rag index`, as a user runs it."""
     from rag.index.manifest import Manifest
 
-    corpus = tmp_path / "corpus"
-    shutil.copytree(SEEDS, corpus)
-    first = sorted(corpus.iterdir())[0]
-    added = "An entirely new closing paragraph, written for this test only.\n"
-    first.write_text(first.read_text(encoding="utf-8") + added, encoding="utf-8")
+    corpus = _seeds_with_a_new_paragraph(tmp_path / "corpus")
     out = tmp_path / "index"
     shutil.copytree(ray_qdrant[0], out)
     address = ray_head.address  # type: ignore[attr-defined]
@@ -204,7 +202,7 @@ def test_a_changed_file_is_written_by_the_worker_and_the_rest_by_the_driver(
     )
     points = _points(out)
     assert len(points) == chunks
-    assert any(added.strip() in p.chunk.text for p in points.values())  # type: ignore[attr-defined]
+    assert any(NEW_PARAGRAPH.strip() in p.chunk.text for p in points.values())  # type: ignore[attr-defined]
 
 
 def _writers(session: object) -> dict[int, str]:
