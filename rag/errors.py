@@ -57,3 +57,8 @@ class UnknownSourceError(InvalidQuestionError):
 class BackendUnavailableError(RagError):
     """The search backend an index lives in does not answer (a server down, a
     collection missing). Retry later or fix the deployment; the index is not damaged."""
+
+
+class UnsupportedOperationError(RagError):
+    """An operation the chosen backend does not offer, such as adopting records that a
+    distributed build's workers stored into a backend that takes no remote writes."""

@@ -43,7 +43,7 @@ import numpy as np
 
 from rag.chunker import Chunk
 from rag.config import IndexConfig
-from rag.errors import RagError
+from rag.errors import RagError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     from rag.embedder import TokenBlock
@@ -239,8 +239,12 @@ class SearchBackend(ABC):
 
     def adopt(self, records: Sequence[ChunkRecord]) -> None:
         """Count records that writers of `remote_writes` stored (without their token
-        embeddings); `link` and `flush` then apply to them as to added ones."""
-        raise NotImplementedError(f"the {self.kind} backend takes no remote writes")
+        embeddings); `link` and `flush` then apply to them as to added ones. A backend
+        whose `remote_writes()` is None has no such records: it refuses them."""
+        raise UnsupportedOperationError(
+            f"the {self.kind} backend takes no remote writes (its remote_writes() is None); "
+            "add() records with their token embeddings instead"
+        )
 
     # --- writing -----------------------------------------------------------------
     @abstractmethod

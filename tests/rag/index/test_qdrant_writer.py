@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rag.config import IndexConfig
-from rag.errors import BackendUnavailableError
+from rag.errors import BackendUnavailableError, UnsupportedOperationError
 from rag.index.backend import ChunkLinks, ChunkRecord, create_backend
 from rag.index.backends.qdrant_writer import WriterSpec, wait_for_store
 from rag.index.duplicates import text_vector
@@ -137,7 +137,7 @@ def test_only_backends_that_take_remote_writes_lend_and_adopt(tmp_path: Path) ->
     local = create_backend(tmp_path / "index", DIM, IndexConfig())
     try:
         assert local.remote_writes() is None
-        with pytest.raises(NotImplementedError, match="local backend takes no remote writes"):
+        with pytest.raises(UnsupportedOperationError, match="local backend takes no remote writes"):
             local.adopt(_records(1))
     finally:
         local.close()
