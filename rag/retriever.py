@@ -7,9 +7,9 @@ Entry point: `retrieve(index, question, k, config, sources=None)`.
 2. Each candidate gets named signals, each in [0, 1] (`SIGNALS`), and a fused score,
    the sum of signal * weight with the weights taken by name from
    `RetrieverConfig.weights`:
-   - "late": late interaction (MaxSim) of the question's word pieces against the
-     chunk's own tokens; "late_context": against its tokens with the context
-     (heading, sentence before);
+   - "late": late interaction (MaxSim, each word piece weighted by its IDF squared)
+     of the question's word pieces against the chunk's own tokens; "late_context":
+     against its tokens with the context (heading, sentence before);
    - "bm25": BM25 divided by the best BM25 among the candidates (scale-free; the best
      BM25 chunk is always a candidate);
    - "type": whether the chunk holds what the question asks for (a date for "when"...);
@@ -61,7 +61,7 @@ class Candidates:
         if not self.config.late_interaction or self.config.mode != "hybrid":
             zeros = np.zeros(len(self.records), dtype=np.float32)
             return zeros, zeros
-        weights = query_weights(self.index, self.question)
+        weights = query_weights(self.index, self.question, self.config.square_idf)
         own, full = self.index.backend.late_interaction(
             self.question.tokens, weights, self.records, self.question.token_sims
         )
@@ -122,9 +122,13 @@ def fused_weights(config: RetrieverConfig) -> dict[str, float]:
     return {n: (0.0 if n in config.off else w) for n, w in weights.items()}
 
 
-def query_weights(index: Index, question: Question) -> np.ndarray:
-    """IDF of the question's word pieces over the chunks: rare words weigh most."""
-    return index.stats.piece_idf(question.token_ids)
+def query_weights(index: Index, question: Question, square: bool = True) -> np.ndarray:
+    """Weight of each of the question's word pieces in late interaction: its IDF over
+    the chunks, squared when `square` (RetrieverConfig.square_idf), so that rare words
+    weigh most and a passage matching only the common ones ("Iran", "protests") does
+    not outrank one matching the question's rarer words."""
+    idf = index.stats.piece_idf(question.token_ids)
+    return idf * idf if square else idf
 
 
 def _candidates(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,10 +14,10 @@ import pytest
 from rag.config import PipelineConfig, RetrieverConfig
 from rag.embedder import EncodedQuestion
 from rag.errors import UnknownSourceError
-from rag.index.backend import maxsim_records
+from rag.index.backend import CorpusStats, maxsim_records
 from rag.index.store import Index
 from rag.question import Question, analyse
-from rag.retriever import SIGNALS, fused_weights, retrieve, score_candidates
+from rag.retriever import SIGNALS, fused_weights, query_weights, retrieve, score_candidates
 from rag.text import tokenize
 from tests.rag.index import synthetic
 
@@ -45,7 +46,7 @@ def test_each_signal_is_its_definition(index: Index) -> None:
         )
     )
     best = max(raw.values())
-    weights = index.stats.piece_idf(question.token_ids)
+    weights = index.stats.piece_idf(question.token_ids) ** 2  # RetrieverConfig.square_idf
     for hit in hits:
         record = records[hit.chunk_id]
         own, full = maxsim_records(question.tokens, weights, [record])
@@ -134,3 +135,33 @@ def test_ties_go_to_the_chunk_earlier_in_the_corpus(index: Index) -> None:
     hits = score_candidates(index, question, config)
     chunks = [index.chunk(h.chunk_id) for h in hits]
     assert [(c.source, c.start) for c in chunks] == sorted((c.source, c.start) for c in chunks)
+
+
+def test_question_pieces_weigh_their_idf_squared_or_plain() -> None:
+    # 3 chunks; pieces 0, 1, 2 occur in 0, 1 and 3 of them; piece 7 is past the table.
+    stats = CorpusStats(chunks=3, piece_df=np.array([0, 1, 3]), term_df=lambda t: 0)
+    index = SimpleNamespace(stats=stats)
+    question = SimpleNamespace(token_ids=np.array([0, 1, 2, 7]))
+    idf = [np.log(4) + 1, np.log(2) + 1, 1.0, np.log(4) + 1]
+    plain = query_weights(index, question, square=False)  # type: ignore[arg-type]
+    squared = query_weights(index, question)  # type: ignore[arg-type]
+    assert plain.tolist() == pytest.approx(idf, abs=1e-12)
+    assert squared.tolist() == pytest.approx([v * v for v in idf], abs=1e-12)
+    assert squared.tolist() == pytest.approx([5.6944, 2.8667, 1.0, 5.6944], abs=1e-4)
+
+
+def test_square_idf_off_gives_late_interaction_its_plain_idf(index: Index) -> None:
+    question = _question(index, "When did the protests spread to Mashhad?")
+    config = RetrieverConfig(square_idf=False)
+    hits = score_candidates(index, question, config)
+    records = {r.id: r for r in index.records([h.chunk_id for h in hits], tokens=True)}
+    plain = index.stats.piece_idf(question.token_ids)
+    for hit in hits:
+        own, full = maxsim_records(question.tokens, plain, [records[hit.chunk_id]])
+        assert hit.signals["late"] == pytest.approx(float(own[0]), abs=1e-6)
+        assert hit.signals["late_context"] == pytest.approx(float(full[0]), abs=1e-6)
+    # The switch changes the late signals wherever the pieces' IDFs differ.
+    squared = {
+        h.chunk_id: h.signals["late"] for h in score_candidates(index, question, RetrieverConfig())
+    }
+    assert any(abs(squared[h.chunk_id] - h.signals["late"]) > 1e-6 for h in hits)
