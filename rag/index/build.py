@@ -43,6 +43,7 @@ import shutil
 import socket
 import time
 import uuid
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +53,7 @@ from typing import Any, Protocol
 import numpy as np
 import psutil
 
-from rag.chunker import Chunk, chunk_documents
+from rag.chunker import Chunk, chunk_document
 from rag.config import PipelineConfig
 from rag.corpus import Document, read_corpus
 from rag.embedder import Embedder, TokenBlock, resolve_precision, text_key
@@ -64,7 +65,7 @@ from rag.index.backend import (
     create_backend,
     open_backend,
 )
-from rag.index.duplicates import find_duplicates, text_vector
+from rag.index.duplicates import DuplicateFinder, text_vector
 from rag.index.manifest import BackendInfo, Counts, Manifest, ModelInfo
 from rag.index.store import library_versions, sha256_file, swap_into_place
 from rag.jsonl import write_jsonl
@@ -194,9 +195,16 @@ class LocalExecutor:
         )
 
     def run(self, plan: BuildPlan) -> Iterator[EncodedBatch]:
-        chunks = chunk_documents(plan.documents, plan.config.chunker)
-        for lo in range(0, len(chunks), plan.block_size):
-            yield encode_chunks(self.embedder, chunks[lo : lo + plan.block_size], plan.cache)
+        # Chunked document by document as blocks fill, so no more than a block of
+        # chunks is held (the blocks are those of chunking the whole corpus at once).
+        block: list[Chunk] = []
+        for document in plan.documents:
+            block.extend(chunk_document(document, plan.config.chunker))
+            while len(block) >= plan.block_size:
+                yield encode_chunks(self.embedder, block[: plan.block_size], plan.cache)
+                del block[: plan.block_size]
+        if block:
+            yield encode_chunks(self.embedder, block, plan.cache)
 
     def close(self) -> None:
         pass
@@ -311,10 +319,10 @@ def build_index(
         backend = create_backend(tmp, model.dimension, config.index, backend_settings)
         tag = f"{model.name}@{model.document_precision}"
         plan = BuildPlan(corpus, docs, config, cache, tag, block_size, backend)
-        # What duplicate detection needs, kept per chunk: the vector of its own text.
-        ids: list[int] = []
-        chunks: list[Chunk] = []
-        text_vectors: list[np.ndarray] = []
+        # Per chunk the build keeps its id and what duplicate detection needs (a few
+        # hundred bytes, the vectors on disk), never the chunk or its embeddings.
+        ids = array("q")
+        finder = DuplicateFinder(tmp / ".duplicates", model.dimension)
         embedded = sentences = tokens = 0
         writers: dict[str, int] = {}
         for batch in executor.run(plan):
@@ -328,32 +336,33 @@ def build_index(
             embedded += batch.embedded
             for record in batch.records:
                 ids.append(record.id)
-                chunks.append(record.chunk)
                 written = batch.written.get(record.id)
-                text_vectors.append(text_vector(record) if written is None else written)
+                finder.add(record.chunk, text_vector(record) if written is None else written)
                 sentences += len(record.chunk.sentences)
                 tokens += len(record.token_ids) if record.token_ids is not None else 0
             # Let the batch go before the executor embeds the next one: at most one
             # batch of token embeddings is held at a time.
             del batch
-        vectors = np.asarray(text_vectors, dtype=np.float32).reshape(len(chunks), model.dimension)
-        del text_vectors
-        groups = find_duplicates(chunks, vectors, config.index)
+        chunk_count = len(ids)
+        groups = finder.groups(config.index)
+        source = finder.sources
+        finder.close()
         backend.link(
             {
                 ids[i]: ChunkLinks(
                     duplicates=tuple(ids[j] for j in group),
-                    previous=ids[i - 1] if i and chunks[i - 1].source == chunks[i].source else None,
+                    previous=ids[i - 1] if i and source[i - 1] == source[i] else None,
                 )
                 for i, group in enumerate(groups)
             }
         )
+        del groups, ids
         backend.flush()
         cache.close()
         write_jsonl(tmp / DOCUMENTS, (asdict(d) for d in docs))
         files = [DOCUMENTS, *backend.files()]
         if writers:
-            writers = {"driver": len(chunks) - sum(writers.values()), **writers}
+            writers = {"driver": chunk_count - sum(writers.values()), **writers}
         manifest = Manifest(
             build_id=uuid.uuid4().hex,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -363,13 +372,13 @@ def build_index(
             config=config,
             backend=BackendInfo(backend.kind, backend.settings()),
             executor=executor.name,
-            counts=Counts(len(docs), len(chunks), sentences, tokens),
+            counts=Counts(len(docs), chunk_count, sentences, tokens),
             sources=sources,
             files={name: sha256_file(tmp / name) for name in files},
             versions=library_versions(),
             build={
                 "embedded": embedded,
-                "reused": len(chunks) - embedded,
+                "reused": chunk_count - embedded,
                 **{f"written_by {name}": n for name, n in writers.items()},
             },
         )
@@ -392,10 +401,10 @@ def build_index(
             executor.close()
     return BuildReport(
         documents=len(docs),
-        chunks=len(chunks),
+        chunks=chunk_count,
         sentences=sentences,
         embedded=embedded,
-        reused=len(chunks) - embedded,
+        reused=chunk_count - embedded,
         seconds=time.perf_counter() - started,
         writers=writers,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import bm25s
@@ -21,9 +22,17 @@ class SparseIndex:
         self.model = model
 
     @classmethod
-    def build(cls, texts: list[str]) -> SparseIndex:
+    def build(cls, texts: Iterable[str]) -> SparseIndex:
+        """BM25 of `texts`, read once (a generator streaming them from disk will do).
+        Each text is kept as term ids, numbered by first appearance, not as a list of
+        strings: bm25s needs every document's terms at once, and ids take a fraction
+        of the memory (the scores are the same as from the strings)."""
+        vocabulary: dict[str, int] = {}
+        ids = [
+            [vocabulary.setdefault(t, len(vocabulary)) for t in tokenize(text)] for text in texts
+        ]
         model = bm25s.BM25()
-        model.index([tokenize(t) for t in texts], show_progress=False)
+        model.index((ids, vocabulary), show_progress=False)
         return cls(model)
 
     def scores(self, terms: list[str]) -> np.ndarray:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import mmap
 import shutil
 import threading
+from array import array
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -50,7 +51,7 @@ from rag.index.late import FILES as TOKEN_FILES
 from rag.index.late import TokenStore, maxsim_many, similarities
 from rag.index.manifest import Manifest
 from rag.index.sparse import SparseIndex
-from rag.jsonl import iter_jsonl, write_jsonl
+from rag.jsonl import iter_jsonl, jsonl_line, write_jsonl
 
 CHUNKS = "chunks.jsonl"
 DENSE = "dense.faiss"
@@ -123,30 +124,46 @@ class _RowSource:
 
 
 class _Pending:
-    """Records added since the last flush: metadata in memory, arrays on disk."""
+    """Records added since the last flush, on disk: their chunk rows (without links) in
+    a JSON lines file, their arrays in raw files. In memory: each one's id and number
+    of tokens (16 bytes), so adding a corpus does not hold its chunks."""
 
     def __init__(self, folder: Path, dimension: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.rows: list[dict[str, Any]] = []  # chunk row, id, key
-        self.token_counts: list[int] = []
+        self.ids = array("q")
+        self.token_counts = array("q")
+        self._rows_path = folder / "rows.jsonl"
+        self._rows = self._rows_path.open("w", encoding="utf-8")
         self.vectors = _Appender(folder / "vectors.f32", np.float32, dimension)
         self.tokens = _Appender(folder / "tokens.f16", np.float16, dimension)
-        self.ids = _Appender(folder / "token_ids.i32", np.int32, None)
+        self.token_ids = _Appender(folder / "token_ids.i32", np.int32, None)
         self.spans = _Appender(folder / "token_spans.i32", np.int32, 2)
 
     def add(self, record: ChunkRecord) -> None:
         if record.tokens is None or record.token_ids is None or record.token_spans is None:
             raise ValueError(f"record {record.id} has no tokens; add() needs them")
-        self.rows.append({"id": record.id, "key": record.key, "chunk": record.chunk})
+        self._rows.write(jsonl_line({"id": record.id, **asdict(record.chunk), "key": record.key}))
+        self.ids.append(record.id)
         self.token_counts.append(len(record.token_ids))
         self.vectors.append(np.asarray(record.vector).reshape(1, -1))
         self.tokens.append(record.tokens)
-        self.ids.append(record.token_ids)
+        self.token_ids.append(record.token_ids)
         self.spans.append(np.asarray(record.token_spans).reshape(-1, 2))
 
+    def rows(self, selected: np.ndarray) -> Iterator[dict[str, Any]]:
+        """The chunk rows at the ascending positions `selected`, read from the file."""
+        self._rows.flush()
+        wanted = iter(selected.tolist())
+        next_wanted = next(wanted, None)
+        for i, row in enumerate(iter_jsonl(self._rows_path)):
+            if i == next_wanted:
+                yield row
+                next_wanted = next(wanted, None)
+
     def close(self) -> None:
-        for appender in (self.vectors, self.tokens, self.ids, self.spans):
+        self._rows.close()
+        for appender in (self.vectors, self.tokens, self.token_ids, self.spans):
             appender.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -251,18 +268,13 @@ class LocalBackend(SearchBackend):
         written = (self.folder / CHUNKS).is_file()
         if written and pending is None and not self._deleted and not self._links:
             return
-        added = pending.rows if pending else []
-        last_add = {row["id"]: i for i, row in enumerate(added)}
-        old = [
-            r
-            for r, cid in enumerate(self.ids.tolist())
-            if cid not in self._deleted and cid not in last_add
-        ]
-        new = [
-            i
-            for i, row in enumerate(added)
-            if last_add[row["id"]] == i and row["id"] not in self._deleted
-        ]
+        added = np.frombuffer(pending.ids, dtype=np.int64) if pending else np.zeros(0, np.int64)
+        deleted = np.fromiter(self._deleted, dtype=np.int64, count=len(self._deleted))
+        # Flushed rows neither deleted nor added again; added rows that are their id's
+        # last add and not deleted, in the order added. Positions, ascending.
+        old = np.flatnonzero(~np.isin(self.ids, deleted) & ~np.isin(self.ids, added))
+        last = len(added) - 1 - np.unique(added[::-1], return_index=True)[1]
+        new = np.sort(last[~np.isin(added[last], deleted)])
         self._write(old, new, pending)
         if pending is not None:
             pending.close()
@@ -271,33 +283,28 @@ class LocalBackend(SearchBackend):
         self._links.clear()
         self._load()
 
-    def _write(self, old: list[int], new: list[int], pending: _Pending | None) -> None:
+    def _write(self, old: np.ndarray, new: np.ndarray, pending: _Pending | None) -> None:
         staging = self.folder / ".flush"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        sources: list[tuple[list[int], np.ndarray, _TokenRows]] = []
-        if old:
+        sources: list[tuple[np.ndarray, np.ndarray, _TokenRows]] = []
+        if len(old):
             sources.append((old, self.dense.vectors(), _TokenRows.of_store(self.tokens)))
-        if new and pending is not None:
+        if len(new) and pending is not None:
             sources.append((new, pending.vectors.array(), _TokenRows.of_pending(pending)))
 
-        rows, keys, texts = [], [], []
-        for r in old:
-            rows.append((self.chunks[r], int(self.ids[r]), self.links[r]))
-            keys.append(self.keys[r])
-        for i in new:
-            assert pending is not None
-            row = pending.rows[i]
-            rows.append((row["chunk"], row["id"], ChunkLinks()))
-            keys.append(row["key"])
-        write_jsonl(
-            staging / CHUNKS,
-            (
-                _chunk_row(chunk, cid, key, self._links.get(cid, links))
-                for (chunk, cid, links), key in zip(rows, keys, strict=True)
-            ),
-        )
-        texts = [chunk.embedded for chunk, _, _ in rows]
+        # Rows streamed to the file, added ones read back from the pending file: no
+        # list of every chunk is made here.
+        def rows() -> Iterator[dict[str, Any]]:
+            for r in old.tolist():
+                cid = int(self.ids[r])
+                links = self._links.get(cid, self.links[r])
+                yield _chunk_row(self.chunks[r], cid, self.keys[r], links)
+            for row in pending.rows(new) if pending is not None else ():
+                links = self._links.get(row["id"], ChunkLinks())
+                yield {**row, "duplicates": list(links.duplicates), "previous": links.previous}
+
+        write_jsonl(staging / CHUNKS, rows())
         vectors = (
             np.concatenate([np.asarray(v[sel], dtype=np.float32) for sel, v, _ in sources])
             if sources
@@ -306,6 +313,7 @@ class LocalBackend(SearchBackend):
         DenseIndex.build(vectors, self.config.dense).save(staging / DENSE)
         del vectors
         _write_tokens(staging, [(sel, store) for sel, _, store in sources], self.dimension)
+        texts = (_chunk_from_row(row).embedded for row in iter_jsonl(staging / CHUNKS))
         SparseIndex.build(texts).save(staging / SPARSE)
         for name in [*FILES, SPARSE]:
             target = self.folder / name
@@ -540,7 +548,7 @@ class _TokenRows:
         return cls(
             offsets,
             _RowSource(pending.tokens),
-            _RowSource(pending.ids),
+            _RowSource(pending.token_ids),
             _RowSource(pending.spans),
         )
 
@@ -593,10 +601,10 @@ def _write_tokens(
     np.save(folder / "token_offsets.npy", offsets)
 
 
-def _windows(rows: list[int]) -> Iterator[tuple[int, int]]:
+def _windows(rows: np.ndarray) -> Iterator[tuple[int, int]]:
     """Runs of consecutive rows (lo, hi), each of at most `_COPY_ROWS` rows, in order."""
     start = 0
     for i in range(1, len(rows) + 1):
         if i == len(rows) or rows[i] != rows[i - 1] + 1 or i - start == _COPY_ROWS:
-            yield rows[start], rows[i - 1] + 1
+            yield int(rows[start]), int(rows[i - 1]) + 1
             start = i

@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.chunker import chunk_documents
+from rag.config import ChunkerConfig
+from rag.corpus import read_corpus
 from rag.embedder import Embedder
 from rag.index import build_index, chunk_id, load_index
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
+CHUNKER = ChunkerConfig()
 
 
 def _embedded(row: dict) -> str:
@@ -26,11 +30,25 @@ def _rows(index: Path) -> list[dict]:
 
 
 def test_small_blocks_give_the_same_index(
-    seed_index_dir: Path, tmp_path: Path, embedder: Embedder
+    seed_index_dir: Path, tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import rag.index.build as build
+
+    blocks: list[list[tuple[str, int]]] = []
+    real_encode = build.encode_chunks
+
+    def spy(embedder: Embedder, chunks: list, *args, **kwargs):  # type: ignore[no-untyped-def]
+        blocks.append([(c.source, c.start) for c in chunks])
+        return real_encode(embedder, chunks, *args, **kwargs)
+
+    monkeypatch.setattr(build, "encode_chunks", spy)
     out = tmp_path / "index"
     report = build_index(ROOT / "seeds", out, embedder=embedder, use_cache=False, block_size=50)
     assert (report.chunks, report.embedded) == (218, 218)
+    # Chunked document by document as blocks fill, the blocks are those of chunking the
+    # whole corpus first: 50, 50, 50, 50, 18 chunks.
+    every = [(c.source, c.start) for c in chunk_documents(read_corpus(ROOT / "seeds"), CHUNKER)]
+    assert blocks == [every[lo : lo + 50] for lo in range(0, 218, 50)]
     one, small = _rows(seed_index_dir), _rows(out)
     # Same chunks, ids, order, duplicates and neighbours.
     assert small == one

@@ -6,7 +6,9 @@ so each overlap is a ratio of small integers computed exactly."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from rag.chunker import Chunk
 from rag.config import IndexConfig
 from rag.embedder import TokenBlock
 from rag.index.backend import ChunkRecord
-from rag.index.duplicates import find_duplicates, lexical_overlap, text_vector
+from rag.index.duplicates import DuplicateFinder, lexical_overlap, text_vector
 from rag.text import tokenize
 
 CONFIG = IndexConfig()
@@ -49,8 +51,16 @@ def text_vectors(chunks: list[Chunk], blocks: list[TokenBlock]) -> np.ndarray:
 
 
 def fold(chunks: list[Chunk], blocks: list[TokenBlock], config: IndexConfig) -> list[list[int]]:
-    """What the build does: each chunk's own-text vector, then the folding."""
-    return find_duplicates(chunks, text_vectors(chunks, blocks), config)
+    """What the build does: each chunk with its own-text vector, then the folding."""
+    vectors = text_vectors(chunks, blocks)
+    with tempfile.TemporaryDirectory() as folder:
+        finder = DuplicateFinder(Path(folder) / "dups", vectors.shape[1])
+        try:
+            for c, v in zip(chunks, vectors, strict=True):
+                finder.add(c, v)
+            return finder.groups(config)
+        finally:
+            finder.close()
 
 
 def orthogonal(n: int, dim: int = 8) -> list[TokenBlock]:
@@ -185,3 +195,22 @@ def test_context_tokens_are_left_out_of_the_cosine() -> None:
     means = [b.embeddings.mean(axis=0) for b in blocks]
     cos = means[0] @ means[1] / (np.linalg.norm(means[0]) * np.linalg.norm(means[1]))
     assert cos > CONFIG.duplicate_cosine_cross_source
+
+
+def test_the_finder_keeps_term_ids_and_sources_not_chunks(tmp_path: Path) -> None:
+    """Per chunk: its source's number and its sorted term ids; the vectors go to a file
+    in the folder, removed on close."""
+    finder = DuplicateFinder(tmp_path / "dups", 3)
+    finder.add(chunk("b.txt", 1, ["wz", "wy", "wz"]), np.array([1.0, 0.0, 0.0]))
+    finder.add(chunk("a.txt", 1, ["wy", "wx"]), np.array([0.0, 1.0, 0.0]))
+    finder.add(chunk("b.txt", 2, []), np.array([0.0, 0.0, 1.0]))
+    assert list(finder.sources) == [0, 1, 0]
+    assert list(finder._terms) == [0, 1, 1, 2]  # wz=0, wy=1; then wy=1, wx=2; then none
+    assert list(finder._ends) == [2, 4, 4]
+    with pytest.raises(ValueError, match="vector of 2 dimensions, expected 3"):
+        finder.add(chunk("a.txt", 2, ["wx"]), np.array([1.0, 0.0]))
+    assert finder.groups(CONFIG) == [[], [], []]
+    vectors = tmp_path / "dups" / "text_vectors.f32"
+    assert vectors.read_bytes() == np.eye(3, dtype=np.float32).tobytes()
+    finder.close()
+    assert not vectors.parent.exists()

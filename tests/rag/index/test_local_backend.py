@@ -141,11 +141,11 @@ def test_flush_copies_token_rows_a_window_at_a_time_through_reads(
     reads: list[tuple[str, int, int]] = []
     real_windows, real_read = local._windows, local._read_rows
 
-    def spy_windows(rows: list[int]):  # type: ignore[no-untyped-def]
+    def spy_windows(rows: np.ndarray):  # type: ignore[no-untyped-def]
         found = list(real_windows(rows))
         windows.extend(found)
         # The windows cover exactly the selected rows, in order.
-        assert [r for lo, hi in found for r in range(lo, hi)] == rows
+        assert [r for lo, hi in found for r in range(lo, hi)] == rows.tolist()
         return iter(found)
 
     def spy_read(path: Path, offset: int, dtype, width, lo: int, hi: int):  # type: ignore[no-untyped-def]
