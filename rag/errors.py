@@ -49,8 +49,7 @@ class UnknownSourceError(InvalidQuestionError):
         self.names = names
         listed = ", ".join(repr(n) for n in names)
         super().__init__(
-            f"unknown source{'s' if len(names) > 1 else ''} {listed}: "
-            "not among the indexed files"
+            f"unknown source{'s' if len(names) > 1 else ''} {listed}: not among the indexed files"
         )
 
 

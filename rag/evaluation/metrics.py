@@ -26,7 +26,6 @@ from rag.text import normalise
 Key = tuple[str, int]  # (source, paragraph)
 
 
-
 def citation_keys(citation: Mapping) -> set[Key]:
     """Every (source, paragraph) a citation stands for: itself and its folded copies."""
     keys = {(citation["source"], int(citation["paragraph"]))}
