@@ -39,16 +39,13 @@ def text_vector(record: ChunkRecord) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-def lexical_overlap(a: set[str], b: set[str]) -> tuple[float, float]:
-    """(Jaccard, containment of the smaller set) of two sets of terms."""
-    if not a or not b:
+def lexical_overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(Jaccard, containment of the smaller) of two sorted arrays of distinct term ids:
+    ratios of integers, so a threshold holds exactly."""
+    if not len(a) or not len(b):
         return 0.0, 0.0
-    return _overlap(len(a & b), len(a), len(b))
-
-
-def _overlap(common: int, a: int, b: int) -> tuple[float, float]:
-    """(Jaccard, containment of the smaller) from the sizes: exact integer ratios."""
-    return common / (a + b - common), common / min(a, b)
+    common = len(np.intersect1d(a, b, assume_unique=True))
+    return common / (len(a) + len(b) - common), common / min(len(a), len(b))
 
 
 class DuplicateFinder:
@@ -112,12 +109,7 @@ class DuplicateFinder:
                 j = int(j)
                 if j < 0 or j == i:
                     continue
-                b = term_ids(j)
-                if len(a) and len(b):
-                    common = len(np.intersect1d(a, b, assume_unique=True))
-                    jaccard, containment = _overlap(common, len(a), len(b))
-                else:
-                    jaccard = containment = 0.0
+                jaccard, containment = lexical_overlap(a, term_ids(j))
                 same = (
                     jaccard >= config.duplicate_jaccard
                     or containment >= config.duplicate_containment

@@ -78,10 +78,17 @@ def test_made_up_words_are_their_own_terms() -> None:
     assert tokenize("wa0 wa1 wb12.") == ["wa0", "wa1", "wb12"]
 
 
+def term_ids(text: str, vocabulary: dict[str, int]) -> np.ndarray:
+    """Sorted distinct ids of a text's terms, numbered as the finder numbers them."""
+    return np.array(
+        sorted({vocabulary.setdefault(t, len(vocabulary)) for t in tokenize(text)}), np.int32
+    )
+
+
 def test_lexical_overlap_by_hand() -> None:
-    a, b = set("abcd"), set("abce")
+    a, b = np.array([0, 1, 2, 3], np.int32), np.array([0, 1, 2, 4], np.int32)
     assert lexical_overlap(a, b) == (3 / 5, 3 / 4)
-    assert lexical_overlap(set(), b) == (0.0, 0.0)
+    assert lexical_overlap(np.zeros(0, np.int32), b) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +128,9 @@ def test_containment_folds_at_the_threshold_and_not_below(
     quote = common + words("wq", small_only)
     article = common + words("wl", 40)  # Jaccard stays far below 0.6
     chunks = [chunk("a.txt", 1, article), chunk("a.txt", 2, quote)]
-    assert lexical_overlap(set(tokenize(chunks[0].text)), set(tokenize(chunks[1].text)))[0] < 0.5
+    vocabulary: dict[str, int] = {}
+    pair = [term_ids(c.text, vocabulary) for c in chunks]
+    assert lexical_overlap(*pair) == (shared / (shared + small_only + 40), shared / len(quote))
     assert fold(chunks, orthogonal(2), CONFIG) == ([[1], [0]] if folds else [[], []])
 
 
