@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from scripts.benchmarks.context import ROOT, Context
@@ -109,9 +110,20 @@ class _TreeMemory(threading.Thread):
         self.peak_kb = 0
         self.peak_anon_kb = 0
         self.peak_processes = 0
+        # CPU seconds the sampling itself took: reading smaps_rollup walks each
+        # process's page tables, a cost borne by the machine the build runs on, and
+        # larger for a Ray build's dozen processes than for one local process.
+        self.cpu_s = 0.0
         self.stop = threading.Event()
 
     def run(self) -> None:
+        started = time.thread_time()
+        try:
+            self._sample()
+        finally:
+            self.cpu_s = time.thread_time() - started
+
+    def _sample(self) -> None:
         while not self.stop.is_set():
             pids = tree(self.pid)
             sizes = [pss_kb(p) for p in pids]
@@ -144,6 +156,7 @@ def _build(executor: str, corpus: Path, out: Path) -> dict:
     result["peak_pss_mb"] = round(sampler.peak_kb / 1024, 1)
     result["peak_anon_shmem_mb"] = round(sampler.peak_anon_kb / 1024, 1)
     result["processes_at_peak"] = sampler.peak_processes
+    result["sampler_cpu_s"] = round(sampler.cpu_s, 1)
     log(f"executors: {executor} build of {corpus}: {json.dumps(result)}")
     shutil.rmtree(out, ignore_errors=True)
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
@@ -225,7 +238,10 @@ def run(ctx: Context) -> dict:
 
 
 def _peak(build: dict) -> str:
-    return f"peak {build['peak_pss_mb']:.0f} MB ({build['peak_anon_shmem_mb']:.0f} MB anon+shm)"
+    return (
+        f"peak {build['peak_pss_mb']:.0f} MB ({build['peak_anon_shmem_mb']:.0f} MB anon+shm;"
+        f" sampling it took {build['sampler_cpu_s']:.1f} s CPU)"
+    )
 
 
 def _rows_for(label: str, r: dict) -> list[Row]:

@@ -28,8 +28,8 @@ The embedding cache: the keys of the previous index's texts go to every actor on
 object in Ray's store); an actor runs the model only on the texts of its batch the
 previous index lacks, and the driver takes the others' encodings from the previous
 index as each block is written. Memory: an actor holds one batch (`RayConfig.batch_size`
-chunks), the driver one block of `plan.block_size` chunks, and Ray Data's streaming
-executor bounds what is in flight between them.
+chunks), the driver one block of at most that many (no more than `plan.block_size`),
+and Ray Data's streaming executor bounds what is in flight between them.
 
 Writers: with `--backend qdrant` the points of freshly embedded chunks are upserted by
 writer actors, never passing through the driver: one actor, on the driver's node, for
@@ -346,15 +346,21 @@ class RayExecutor:
                 bar.close()
 
     def _blocks(self, ds: Any, plan: BuildPlan, bar: Any) -> Iterator[EncodedBatch]:
-        """The pipeline's rows as blocks of `plan.block_size` records, in corpus order."""
+        """The pipeline's rows as blocks of an actor call's size (at most
+        `plan.block_size`) records, in corpus order."""
         dim = self._model.dimension
+        # The driver's block is the size of an actor's call, not the local build's
+        # block: the local build holds a block's token embeddings once, where here the
+        # batch Ray hands over and the one it prefetches are held beside it (SciFact's
+        # chunks average 139 word pieces: 104 MB of float16 token embeddings per 1,024).
+        size = min(self.config.batch_size, plan.block_size)
         block = EncodedBatch([], 0)
         fresh: set[str] = set()  # keys embedded in the block being filled
         sources: set[str] = set()
         # Batches of an actor call's size arrive as the actors finish them (the bar
-        # moves with them); the backend gets blocks of plan.block_size.
+        # moves with them).
         for batch in ds.iter_batches(
-            batch_size=min(self.config.batch_size, plan.block_size),
+            batch_size=size,
             batch_format="numpy",
             prefetch_batches=1,
         ):
@@ -366,7 +372,7 @@ class RayExecutor:
                     block.written[record.id] = written
                     block.writers[writer] = block.writers.get(writer, 0) + 1
                 sources.add(record.chunk.source)
-                if len(block.records) == plan.block_size:
+                if len(block.records) == size:
                     # Texts embedded, each distinct text once per block, as the local
                     # build counts them.
                     block.embedded = len(fresh)
@@ -424,6 +430,11 @@ class RayExecutor:
                 num_cpus=actor_cpus,
                 max_restarts=cfg.max_restarts,
                 max_task_retries=cfg.max_restarts,
+                # Ray starts workers at niceness 15, below its own daemons; an embedding
+                # actor there loses its cores to the driver and Ray's bookkeeping, and
+                # with one of its two model threads preempted the other waits at each
+                # barrier. The build's own work runs at the priority a local build has.
+                runtime_env={"env_vars": {"RAY_worker_niceness": "0"}},
             )
         )
         if spec is None:

@@ -434,6 +434,41 @@ def test_a_worker_killed_mid_build_is_restarted_and_the_index_is_complete(
     assert _wait_gone(list(_embedder_actors(ray_head))) == []
 
 
+def _niceness(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[16])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@pytest.mark.slow
+def test_the_embedding_actor_runs_at_a_local_builds_priority(
+    ray_head: object, tmp_path: Path
+) -> None:
+    # Ray starts its workers at niceness 15; an embedding actor left there loses its
+    # cores to the driver and Ray's daemons (docs/scaling.md). Seen while it embeds.
+    seen: dict[int, int | None] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for pid, cmd in _embedder_actors(ray_head).items():
+                if ".submit" in cmd:
+                    seen[pid] = _niceness(pid)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        _ray_build(SEEDS, tmp_path / "index", use_cache=False, batch_size=8)
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "no embedding actor was seen running a batch"
+    assert set(seen.values()) == {os.getpriority(os.PRIO_PROCESS, 0)}
+
+
 _DRIVER = """
 import sys
 from pathlib import Path
