@@ -13,12 +13,15 @@ from rag.config import ChunkerConfig, PipelineConfig
 from rag.corpus import read_corpus
 
 BOM = b"\xef\xbb\xbf"
-LINES_FILE = BOM + (
-    "Iran protests\r\n"
-    "The protests began in late December 2025. They spread fast.\r\n"
-    "\u2022\r\n"
-    "Nikita Smagin said: \u201cIt is over.\u201d\r\n"
-).encode()
+LINES_FILE = (
+    BOM
+    + (
+        "Iran protests\r\n"
+        "The protests began in late December 2025. They spread fast.\r\n"
+        "\u2022\r\n"
+        "Nikita Smagin said: \u201cIt is over.\u201d\r\n"
+    ).encode()
+)
 BLOCKS_FILE = (
     b"Short heading\r\n"
     b"\r\n"
