@@ -373,8 +373,8 @@ class RayExecutor:
                     block.writers[writer] = block.writers.get(writer, 0) + 1
                 sources.add(record.chunk.source)
                 if len(block.records) == size:
-                    # Texts embedded, each distinct text once per block, as the local
-                    # build counts them.
+                    # Texts embedded, each distinct text once per block: an actor
+                    # embeds a text once per call, and a block is a call's size.
                     block.embedded = len(fresh)
                     yield block
                     block, fresh = EncodedBatch([], 0), set()
