@@ -48,6 +48,14 @@ def lexical_overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return common / (len(a) + len(b) - common), common / min(len(a), len(b))
 
 
+def term_ids(text: str, vocabulary: dict[str, int]) -> np.ndarray:
+    """Sorted distinct ids of a text's content words, numbering new words in
+    `vocabulary` as they come (the arrays `lexical_overlap` compares)."""
+    return np.array(
+        sorted({vocabulary.setdefault(t, len(vocabulary)) for t in tokenize(text)}), np.int32
+    )
+
+
 class DuplicateFinder:
     """Near-duplicate groups of the chunks a build streams through it (`add`, in corpus
     order), found once every chunk is in (`groups`).
@@ -80,10 +88,7 @@ class DuplicateFinder:
         self._vectors.write(vector.tobytes())
         numbers = self._source_numbers
         self.sources.append(numbers.setdefault(chunk.source, len(numbers)))
-        vocabulary = self._vocabulary
-        self._terms.extend(
-            sorted({vocabulary.setdefault(t, len(vocabulary)) for t in tokenize(chunk.text)})
-        )
+        self._terms.extend(term_ids(chunk.text, self._vocabulary))
         self._ends.append(len(self._terms))
 
     def groups(self, config: IndexConfig) -> list[list[int]]:

@@ -431,9 +431,10 @@ class RayExecutor:
                 max_restarts=cfg.max_restarts,
                 max_task_retries=cfg.max_restarts,
                 # Ray starts workers at niceness 15, below its own daemons; an embedding
-                # actor there loses its cores to the driver and Ray's bookkeeping, and
-                # with one of its two model threads preempted the other waits at each
-                # barrier. The build's own work runs at the priority a local build has.
+                # actor there lost its cores to the driver and Ray's bookkeeping (Ray
+                # / local 1.78 on SciFact, docs/scaling.md), likely because with one of
+                # its two model threads preempted the other waits at the next barrier.
+                # The build's own work runs at the priority a local build has.
                 runtime_env={"env_vars": {"RAY_worker_niceness": "0"}},
             )
         )

@@ -17,7 +17,7 @@ from rag.chunker import Chunk
 from rag.config import IndexConfig
 from rag.embedder import TokenBlock
 from rag.index.backend import ChunkRecord
-from rag.index.duplicates import DuplicateFinder, lexical_overlap, text_vector
+from rag.index.duplicates import DuplicateFinder, lexical_overlap, term_ids, text_vector
 from rag.text import tokenize
 
 CONFIG = IndexConfig()
@@ -76,13 +76,6 @@ def test_documented_thresholds() -> None:
 
 def test_made_up_words_are_their_own_terms() -> None:
     assert tokenize("wa0 wa1 wb12.") == ["wa0", "wa1", "wb12"]
-
-
-def term_ids(text: str, vocabulary: dict[str, int]) -> np.ndarray:
-    """Sorted distinct ids of a text's terms, numbered as the finder numbers them."""
-    return np.array(
-        sorted({vocabulary.setdefault(t, len(vocabulary)) for t in tokenize(text)}), np.int32
-    )
 
 
 def test_lexical_overlap_by_hand() -> None:
