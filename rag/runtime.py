@@ -72,3 +72,32 @@ def bound_heap(threshold: int = BUILD_MMAP_THRESHOLD) -> None:
     if mallopt(_M_MMAP_THRESHOLD, threshold) != 1:
         raise OSError(f"mallopt(M_MMAP_THRESHOLD, {threshold}) failed")
     _heap_bounded = True
+
+
+def trim_heap() -> None:
+    """Return the free pages inside glibc's heaps to the system (`malloc_trim(0)`); a
+    no-op on another C library. For a long-lived process between units of bulk work
+    (a Ray embedding actor between calls), whose small allocations, Python objects
+    and tokenizer output, leave freed pages scattered over the heap."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
+def arrow_system_pool() -> None:
+    """Make Arrow allocate with the C library's malloc (and so under `bound_heap`'s
+    threshold) instead of its bundled mimalloc. Called by the processes of a Ray build
+    that move its blocks (the driver, the embedding actors); idempotent.
+
+    Why: mimalloc keeps the pages of freed Arrow buffers mapped (in a 1 GB reserved
+    region) for reuse, so every block a Ray build passes through a process adds to its
+    resident memory. Measured on an 800-file SciFact subset: the driver held 135 MB in
+    that region; with the system pool the whole build's peak went 1,964-1,977 -> 1,862 MB
+    (driver 410-435 -> 366, actor 916-954 -> 891) at the same speed."""
+    import pyarrow
+
+    if pyarrow.default_memory_pool().backend_name != "system":
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())

@@ -68,6 +68,7 @@ from rag.index.backend import ChunkRecord, chunk_id
 from rag.index.build import BuildPlan, EncodedBatch
 from rag.index.executors.ray_cluster import RaySession, ray_session
 from rag.index.manifest import ModelInfo
+from rag.runtime import arrow_system_pool, trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,10 @@ class RayConfig:
     # CPUs of a local Ray (None: this machine's cores) and its object store.
     local_cpus: int | None = None
     # Ray Data streams within it (spilling to disk past it); a few blocks in flight.
-    local_object_store_bytes: int = 512 << 20
+    # The store's pages, once touched, stay resident for the build (its allocator
+    # reuses them, never returns them), so its size is part of the peak: on SciFact the
+    # processes mapping it held 289 MB of it with 512 MB, 247 MB with 256 MB.
+    local_object_store_bytes: int = 256 << 20
     # CPUs reserved per writer actor (stage 4): it mostly waits on the store.
     writer_cpus: float = 0.25
 
@@ -174,10 +178,12 @@ class ChunkEmbedder:
     texts the previous index lacks."""
 
     def __init__(self, config: EmbedderConfig, threads: int, cached: Any) -> None:
-        from rag.runtime import bound_heap, configure
+        from rag.runtime import arrow_system_pool, bound_heap, configure
 
         configure()
-        bound_heap()  # an actor embeds batch after batch: bounded memory (rag/runtime.py)
+        # An actor embeds batch after batch: bounded memory (rag/runtime.py).
+        bound_heap()
+        arrow_system_pool()
         import torch
 
         torch.set_num_threads(threads)
@@ -192,7 +198,10 @@ class ChunkEmbedder:
         self.cached: frozenset[str] = cached
         self.dimension = self.embedder.dimension
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, batch: dict[str, np.ndarray]) -> Any:
+        import pyarrow as pa
+        from ray.data.extensions import ArrowTensorArray
+
         from rag.embedder import text_key
 
         texts = [str(t) for t in batch["embedded"]]
@@ -208,24 +217,44 @@ class ChunkEmbedder:
         )
         n = len(texts)
         vectors = np.zeros((n, self.dimension), dtype=np.float32)
-        tokens, ids, spans = [b""] * n, [b""] * n, [b""] * n
-        for i, key in enumerate(keys):
-            block = fresh.get(key)
-            if block is None:
-                continue
-            vectors[i] = block.vector
-            tokens[i] = np.ascontiguousarray(block.embeddings, dtype=np.float16).tobytes()
-            ids[i] = np.ascontiguousarray(block.ids, dtype=np.int32).tobytes()
-            spans[i] = np.ascontiguousarray(block.spans, dtype=np.int32).tobytes()
-        return {
-            "chunk": batch["chunk"],
-            "key": np.asarray(keys, dtype=object),
-            "cached": np.asarray([k not in fresh for k in keys], dtype=bool),
-            "vector": vectors,
-            "tokens": np.asarray(tokens, dtype=object),
-            "token_ids": np.asarray(ids, dtype=object),
-            "token_spans": np.asarray(spans, dtype=object),
-        }
+        blocks: list[TokenBlock | None] = [fresh.get(key) for key in keys]
+        for i, block in enumerate(blocks):
+            if block is not None:
+                vectors[i] = block.vector
+        # An Arrow table, not a dict of numpy arrays: each binary column is one buffer
+        # that Ray writes to its object store as it is, where a numpy column of bytes
+        # objects would be a Python object per row, copied again into Arrow.
+        table = pa.table(
+            {
+                "chunk": pa.array([str(c) for c in batch["chunk"]], pa.large_string()),
+                "key": pa.array(keys, pa.string()),
+                "cached": pa.array([b is None for b in blocks], pa.bool_()),
+                "vector": ArrowTensorArray.from_numpy(vectors),
+                "tokens": _binary(
+                    [None if b is None else b.embeddings for b in blocks], np.float16
+                ),
+                "token_ids": _binary([None if b is None else b.ids for b in blocks], np.int32),
+                "token_spans": _binary([None if b is None else b.spans for b in blocks], np.int32),
+            }
+        )
+        del fresh, blocks
+        trim_heap()
+        return table
+
+
+def _binary(arrays: list[np.ndarray | None], dtype: type) -> Any:
+    """A large-binary Arrow column whose row i holds `arrays[i]` as `dtype` bytes (empty
+    for None), built on one concatenated buffer without a copy per row."""
+    import pyarrow as pa
+
+    parts = [np.ascontiguousarray(a, dtype=dtype).reshape(-1) for a in arrays if a is not None]
+    data = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    sizes = [0 if a is None else a.size * np.dtype(dtype).itemsize for a in arrays]
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(arrays), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 # --- the driver ------------------------------------------------------------------------
@@ -243,6 +272,35 @@ def _block(row: dict[str, Any], i: int, dimension: int) -> TokenBlock:
         ids=np.frombuffer(row["token_ids"][i], dtype=np.int32),
         spans=np.frombuffer(row["token_spans"][i], dtype=np.int32).reshape(-1, 2),
     )
+
+
+def _columns(table: Any) -> dict[str, Any]:
+    """A pipeline batch (an Arrow table) as columns for `_records`: numpy arrays, and for
+    each binary column a list of uint8 views of its rows into the table's buffers, which
+    `_block` reads in place. Ray's own numpy conversion would copy every row of token
+    embeddings into a bytes object (SciFact: 27 MB a batch of 256, twice in flight)."""
+    import pyarrow as pa
+    from ray.data.block import BlockAccessor
+
+    binary = [
+        name
+        for name in table.column_names
+        if pa.types.is_binary(table.schema.field(name).type)
+        or pa.types.is_large_binary(table.schema.field(name).type)
+    ]
+    columns: dict[str, Any] = BlockAccessor.for_block(table.drop_columns(binary)).to_numpy()
+    for name in binary:
+        rows: list[np.ndarray] = []
+        for chunk in table.column(name).chunks:
+            width = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+            _, offsets_buffer, data_buffer = chunk.buffers()
+            offsets = np.frombuffer(offsets_buffer, dtype=width)[
+                chunk.offset : chunk.offset + len(chunk) + 1
+            ]
+            data = np.frombuffer(data_buffer or b"", dtype=np.uint8)
+            rows.extend(data[offsets[i] : offsets[i + 1]] for i in range(len(chunk)))
+        columns[name] = rows
+    return columns
 
 
 def _progress(show: bool | None, documents: int) -> Any:
@@ -312,6 +370,8 @@ class RayExecutor:
         import ray.data
         from ray.exceptions import RayError
 
+        arrow_system_pool()  # the driver takes every block (rag/runtime.py)
+
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # corpus order, as the seam requires
         ctx.enable_progress_bars = False  # the driver shows its own, over chunks
@@ -359,11 +419,12 @@ class RayExecutor:
         sources: set[str] = set()
         # Batches of an actor call's size arrive as the actors finish them (the bar
         # moves with them).
-        for batch in ds.iter_batches(
+        for table in ds.iter_batches(
             batch_size=size,
-            batch_format="numpy",
+            batch_format="pyarrow",
             prefetch_batches=1,
         ):
+            batch = _columns(table)
             for record, cached, written, writer in self._records(batch, plan, dim):
                 block.records.append(record)
                 if not cached:

@@ -31,7 +31,10 @@ from rag.errors import CorpusError, RagError
 from rag.index.executors import EXECUTORS, make_executor
 from rag.index.executors.ray_cluster import resolve_address
 from rag.index.executors.ray_executor import (
+    _binary,
+    _block,
     _chunk_from_json,
+    _columns,
     _explain,
     chunk_batch,
     read_documents,
@@ -99,6 +102,39 @@ def test_a_failed_pipeline_is_explained_by_its_first_project_error() -> None:
     message = _explain(RuntimeError("line one\nThe actor died unexpectedly.\n"))
     assert message.startswith("the Ray build failed: The actor died unexpectedly.")
     assert "previous index is untouched" in message
+
+
+def test_token_columns_travel_as_one_buffer_and_are_read_back_in_place() -> None:
+    import pyarrow as pa
+
+    tokens = [np.arange(8, dtype=np.float32).reshape(2, 4), None, np.full((3, 4), 0.5)]
+    ids = [np.array([7, 8]), None, np.array([1, 2, 3])]
+    spans = [np.array([[0, 3], [4, 9]]), None, np.array([[0, 1], [2, 5], [6, 7]])]
+    column = _binary(tokens, np.float16)
+    # One data buffer for the whole column: 8 + 0 + 12 float16 values.
+    assert column.buffers()[2].size == 20 * 2
+    assert [len(v) for v in column.to_pylist()] == [16, 0, 24]
+    table = pa.table(
+        {
+            "chunk": pa.array(["a", "b", "c"]),
+            "tokens": column,
+            "token_ids": _binary(ids, np.int32),
+            "token_spans": _binary(spans, np.int32),
+            "vector": pa.array([1.0, 2.0, 3.0]),
+        }
+    )
+    # A batch the driver gets can be a slice of one block and the start of the next.
+    batch = _columns(pa.concat_tables([table.slice(2, 1), table.slice(0, 2)]))
+    assert list(batch["chunk"]) == ["c", "a", "b"]
+    assert batch["vector"].tolist() == [3.0, 1.0, 2.0]
+    assert batch["tokens"][2].size == 0
+    first, last = _block(batch, 1, 4), _block(batch, 0, 4)
+    assert first.embeddings.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert first.ids.tolist() == [7, 8] and first.spans.tolist() == [[0, 3], [4, 9]]
+    assert last.embeddings.dtype == np.float16 and last.embeddings.tolist() == [[0.5] * 4] * 3
+    assert last.ids.tolist() == [1, 2, 3] and last.spans.tolist() == [[0, 1], [2, 5], [6, 7]]
+    # Read in place: a row is a view of the column's buffer, not a copy.
+    assert first.embeddings.ctypes.data == column.buffers()[2].address
 
 
 # --- on Ray ----------------------------------------------------------------------------
