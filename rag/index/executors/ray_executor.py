@@ -68,7 +68,7 @@ from rag.index.backend import ChunkRecord, chunk_id
 from rag.index.build import BuildPlan, EncodedBatch
 from rag.index.executors.ray_cluster import RaySession, ray_session
 from rag.index.manifest import ModelInfo
-from rag.runtime import arrow_system_pool, trim_heap
+from rag.runtime import arrow_system_pool, bound_heap, configure, trim_heap
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,6 @@ class ChunkEmbedder:
     texts the previous index lacks."""
 
     def __init__(self, config: EmbedderConfig, threads: int, cached: Any) -> None:
-        from rag.runtime import arrow_system_pool, bound_heap, configure
-
         configure()
         # An actor embeds batch after batch: bounded memory (rag/runtime.py).
         bound_heap()
