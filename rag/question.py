@@ -16,7 +16,11 @@ from rag.text import tokenize
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-DATE = re.compile(rf"\b(?:{_MONTHS}|{_DAYS}|(?:1[89]|20)\d\d|yesterday|ago)\b")
+# A year, its decade ("the early 1920s") or its century ("the 20th century").
+DATE = re.compile(
+    rf"\b(?:{_MONTHS}|{_DAYS}|(?:1[89]|20)\d(?:\d|0s)|\d\d?(?:st|nd|rd|th)[ -]century"
+    r"|yesterday|ago)\b"
+)
 NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?"
     r"|millions?|billions?)\b",

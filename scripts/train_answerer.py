@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     weights = {
         "model": model.to_dict(),
-        "min_probability": round(threshold, 6),
+        "min_probability": threshold,  # already written with 6 decimals, rounded down
         "calibrated_on": {
             "questions": args.calibrate.name,
             "half": "dev",

@@ -207,12 +207,6 @@ def _refers_back(c: Candidate, x: Context) -> float:
     return float(bool(_REFERS_BACK.search(text)))
 
 
-def _key_absent(c: Candidate, x: Context) -> float:
-    """Whether the question names something no chunk of the corpus holds (the same for
-    every candidate of a question: evidence for null)."""
-    return float(bool(x.question.names) and any(x.view.term_idf(t) == 0 for t in x.question.names))
-
-
 # Names that articles mostly write another way: the terms of a name's phrase -> terms
 # that stand for it ("the US", "American", "Washington" for the United States).
 ALIASES: dict[tuple[str, ...], frozenset[str]] = {
@@ -221,6 +215,25 @@ ALIASES: dict[tuple[str, ...], frozenset[str]] = {
     ("unit", "nation"): frozenset({"un"}),
     ("european", "union"): frozenset({"eu", "brussel"}),
 }
+
+
+def _key_absent(c: Candidate, x: Context) -> float:
+    """Whether the question names something no chunk of the corpus holds (the same for
+    every candidate of a question: evidence for null): a name whose last term (of 3+
+    characters, or a number) no chunk has, unless the corpus writes it by an alias ("the
+    US" for "the United States"). The last term is the head of an English name, the
+    surname or the noun: articles often drop a first name or a title ("Zakharova" for
+    "Maria Zakharova") or write a modifier another way ("World War II" for "the Second
+    World War"), but a name whose head is nowhere ("Recep Tayyip Erdogan", "Gazprom")
+    is not in the articles. The price: a modifier alone that is absent ("the Pakistani
+    Foreign Ministry") is left to the other rules."""
+    for phrase in x.question.phrases:
+        if any(x.view.term_idf(t) > 0 for t in ALIASES.get(phrase, ())):
+            continue
+        terms = [t for t in phrase if len(t) > 2 or t[0].isdigit()] or list(phrase)
+        if x.view.term_idf(terms[-1]) == 0:
+            return 1.0
+    return 0.0
 
 
 def _subject_missing(c: Candidate, x: Context) -> float:

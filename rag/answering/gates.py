@@ -51,6 +51,8 @@ MONEY = re.compile(
 _TIME_OR_LENGTH = re.compile(
     rf"{DURATION.pattern}|\b(?:minutes?|seconds?)\b|{AMOUNT.pattern}", re.I
 )
+# A name inside a sentence: a capitalised word after a lower-case word or a comma.
+_NAMED = re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")
 # Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
 # sentence without one does not answer them, however well it matches ("What is the
 # population of Brazil?" answered with a sentence about cats in São Paulo).
@@ -72,12 +74,14 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
     # A place name inside a sentence, after a lower-case word or a comma (not a label
     # such as "DESIGN Human capital ...").
-    (re.compile(r"\bcapital (?:city )?of\b", re.I), re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")),
+    (re.compile(r"\bcapital (?:city )?of\b", re.I), _NAMED),
+    # "What is the name of the UN secretary-general ...?" needs a name too: a sentence
+    # that says only "the UN secretary-general said" does not give it.
+    (re.compile(r"^\W*what (?:is|was|are|were) (?:the )?names? of\b", re.I), _NAMED),
 ]
-_PLACE = _GATED[-1][1]
 # Looked for in the sentence itself, not with the one before: a capital named in a list
 # of countries, or "centuries of ties" just before, answers nothing.
-_OWN_SENTENCE = (_PLACE, _TIME_OR_LENGTH)
+_OWN_SENTENCE = (_NAMED, _TIME_OR_LENGTH)
 # Where the counted thing of "how many ..." ends: its verb or a preposition.
 _COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
 _COUNT_ENDS = frozenset(
@@ -114,16 +118,24 @@ _COUNT_ENDS = frozenset(
 )
 
 
+# Words that count what follows their "of": "how many members of the security forces"
+# counts security forces ("more than 100 security personnel").
+_PARTITIVE = re.compile(
+    r"^(?:members?|units?|pieces?|kinds?|types?|groups?)\s+of\s+(?:the\s+)?", re.I
+)
+
+
 def counted(question: str) -> frozenset[str]:
     """The terms of what a "how many" question counts: its words after "how many", up to
     its verb or a preposition, three at most ("How many S-400 batteries has Russia
-    delivered?" -> batteri; "How many people live in Iran?" -> peopl, live). Numbers and
-    one-letter pieces of a name ("S-400") are not what is counted."""
+    delivered?" -> batteri; "How many people live in Iran?" -> peopl, live; "How many
+    members of the security forces died?" -> secur, forc). Numbers and one-letter pieces
+    of a name ("S-400") are not what is counted."""
     m = _COUNT.match(question)
     if not m:
         return frozenset()
     run: list[str] = []
-    for word in m.group(1).split():
+    for word in _PARTITIVE.sub("", m.group(1)).split():
         if word.lower().strip("?,.;:!") in _COUNT_ENDS:
             break
         run.append(word)

@@ -24,9 +24,13 @@ from rag.answering.view import IndexView
 from rag.question import NAME, QUOTE, Question
 from rag.text import tokenize
 
+# Verbs of saying, past and present ("analysts like Smagin note that ..."); not the
+# forms that are mostly nouns after a name ("Soviet states", "Iran's claims").
 _VERBS = (
-    r"said|says|added|adds|wrote|writes|told|tells|asked|argued|warned|noted|commented"
-    r"|claimed|stated|insisted|explained|was quoted|is heard saying|predicted"
+    r"said|says|say|added|adds|wrote|writes|told|tells|asked|asks|argued|argues|argue"
+    r"|warned|warns|warn|noted|notes|note|commented|claimed|stated|insisted|insists"
+    r"|explained|explains|was quoted|is heard saying|predicted|predicts|suggested|suggests"
+    r"|believes|believe"
 )
 _PRONOUN = r"(?:he|she|they|it|we|i|you|the sources?)"
 # A sentence attributed to someone named: "Larijani was quoted as saying", "Nexta TV
@@ -39,11 +43,21 @@ _NAMED_ATTRIBUTION = re.compile(
 # A sentence that names its speaker only by a pronoun, or is a quote with no speaker.
 _PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
 _OPEN, _CLOSE = "“", "”"
-_WHO = re.compile(r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b", re.I)
+# "Who ...", "Which Russian official ...", "the analyst who said ...".
+_WHO = re.compile(
+    r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b"
+    r"|^\W*(?:which|what) (?:[\w-]+ ){0,2}(?:official|spokes(?:wo)?man|spokesperson|minister"
+    r"|diplomat|analyst|expert|politician|lawmaker|commentator|journalist|person|leader)s?\b",
+    re.I,
+)
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
 # and up to three words naming what was said, then the auxiliary, X and the verb.
 _ASKED = r"\b(?:what|how)(?: [\w-]+){0,3}? (?:did|does|do|has|have)"
-_VERBS_ASKED = r"say|said|write|tell|told|warn|ask|add|call|comment|claim|argue|predict|describe"
+_VERBS_ASKED = (
+    r"say|said|write|tell|told|warn|ask|add|call|comment|claim|argue|predict|describe"
+    r"|characteri[sz]e|portray"
+)
+_ANY_SAYING = re.compile(r"say|said|describe|characteri[sz]e|portray", re.I)
 _WHAT_SAID = re.compile(rf"{_ASKED}\b.+\b(?:{_VERBS_ASKED})\b", re.I)
 # How far a quote may run on, or the speaker be looked for, in sentences.
 REACH = 2
@@ -78,9 +92,11 @@ _VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote"}
 
 def said_as(question: Question) -> re.Pattern[str] | None:
     """How "What did X add / warn / write ...?" says X spoke, as a pattern of the verb's
-    forms ("added", "adds"); None for "say", which any attribution answers."""
+    forms ("added", "adds"); None for "say", which any attribution answers, and for
+    "describe", "characterise" and "portray", which ask what X called something, not
+    how X said it."""
     m = _SAYER.search(question.text)
-    if not m or m.group(2).lower() in ("say", "said"):
+    if not m or _ANY_SAYING.fullmatch(m.group(2)):
         return None
     verb = m.group(2).lower()
     stem = _VERB_FORMS.get(verb, verb.removesuffix("e"))

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -81,11 +82,15 @@ def best_per_group(rows: list[Row], scores: np.ndarray) -> dict[str, tuple[float
     return best
 
 
-def threshold_keeping(scores: list[float], share: float) -> float:
-    """The highest threshold under which at most 1 - `share` of `scores` fall."""
+def threshold_keeping(scores: list[float], share: float, decimals: int = 6) -> float:
+    """The highest threshold, written with `decimals` decimals, under which at most
+    1 - `share` of `scores` fall. Rounded down, never to the nearest: a threshold rounded
+    up past the lowest score it keeps would drop that score too."""
     ordered = sorted(scores)
     drop = int(np.floor(len(ordered) * (1 - share) + 1e-9))
-    return float(ordered[drop]) if ordered else 0.0
+    if not ordered:
+        return 0.0
+    return math.floor(ordered[drop] * 10**decimals) / 10**decimals
 
 
 def without(

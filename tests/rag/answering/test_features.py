@@ -14,7 +14,10 @@ from rag.text import tokenize
 from tests.rag.answering.questions import ask
 
 DOCS = {
-    "iran.txt": "The US warned Iran. Russia sold S-400 systems to Tehran in 2021.",
+    "iran.txt": (
+        "The US warned Iran. Russia sold S-400 systems to Tehran in 2021. "
+        "Iran's oil was at stake after World War II."
+    ),
     "china.txt": "China buys most of Iran's oil exports.",
 }
 
@@ -55,8 +58,16 @@ def values(question: str, cid: int) -> dict[str, float]:
         # China is in the corpus, but not in the article about Iran (cid 1).
         ("What did China's foreign minister say about Iran?", 1, 0.0, 1.0),
         ("What did China's foreign minister say about Iran?", 0, 0.0, 0.0),
-        # "United States" is written "US" in the article: an alias, not a missing name.
-        ("What did the United States tell Iran?", 1, 1.0, 0.0),
+        # "United States" is written "US": an alias, not a missing name, in the article
+        # and in the corpus.
+        ("What did the United States tell Iran?", 1, 0.0, 0.0),
+        # A name counts as absent when its last term is: a modifier is often written
+        # another way ("World War II"), a first name dropped ("Zakharova").
+        ("What did Russia want after the Second World War?", 1, 0.0, 0.0),
+        ("What did Maria Tehran say?", 1, 0.0, 0.0),
+        ("What did Russia sell to Tehran Gas?", 1, 1.0, 0.0),
+        # A name of two letters is its own head ("EU" is in no document).
+        ("What did the EU tell Iran?", 1, 1.0, 0.0),
         # In the article, a longer form of a name counts ("Iranian" for "Iran"); the
         # corpus-wide check is exact: a form no chunk uses counts as absent.
         ("Which Iranian city was hit?", 1, 1.0, 0.0),

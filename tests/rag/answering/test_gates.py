@@ -19,6 +19,8 @@ from tests.rag.answering.questions import ask
             {"iranian", "secur", "personnel"},
         ),
         ("Why is it hard to know how many people attended?", set()),
+        # "members of X" counts X.
+        ("How many members of the security forces have died?", {"secur", "forc"}),
     ],
 )
 def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
@@ -60,6 +62,10 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         # A date for "when"; the question's own words are not it.
         ("When did the protests begin in December?", "The protests began in December.", "", True),
         ("When did the protests begin?", "The protests began on December 28.", "", False),
+        # A decade or a century is a date too; an ordinal without "century" is not.
+        ("When did Moscow try it?", "Moscow tried it in the early 1920s.", "", False),
+        ("When did Moscow try it?", "In the 20th century, Moscow tried it.", "", False),
+        ("When did Moscow try it?", "Moscow tried it for the 20th time.", "", True),
         # A place after a lower-case word; not a label at the start.
         ("What is the capital of Australia?", "DESIGN Human capital cost analysis.", "", True),
         ("What is the capital of Iran?", "Protests reached the capital, Tehran.", "", False),
@@ -73,6 +79,26 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             "Analysts say the Kremlin is focused on its interests.",
             "Russia has had centuries of ties with Tehran.",
             True,
+        ),
+        # "The name of X" needs a name, not X's role alone.
+        (
+            "What is the name of the UN secretary-general?",
+            "The UN secretary-general said he was shocked.",
+            "",
+            True,
+        ),
+        (
+            "What is the name of the UN secretary-general?",
+            "The post is held by Antonio Guterres.",
+            "",
+            False,
+        ),
+        # A number of what "members of" counts.
+        (
+            "How many members of the security forces have died?",
+            "More than 100 security personnel have died.",
+            "",
+            False,
         ),
         # Questions of other kinds pass.
         ("Why did Moscow stay silent?", "Moscow stayed silent.", "", False),

@@ -91,6 +91,9 @@ def test_fit_recovers_the_base_rate_and_is_deterministic() -> None:
 def test_threshold_keeping_and_best_per_group() -> None:
     scores = [0.1 * i for i in range(1, 11)]
     assert training.threshold_keeping(scores, 0.9) == pytest.approx(0.2)
+    # Written with 6 decimals, rounded down: rounding to the nearest (0.061585) would
+    # drop the score it is meant to keep.
+    assert training.threshold_keeping([0.0615849, 0.9], 1.0) == 0.061584
     rows = [
         training.Row("q/own", 0, {}),
         training.Row("q/own", 1, {}),

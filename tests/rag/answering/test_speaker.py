@@ -115,6 +115,10 @@ def test_what_did_x_say_takes_a_quote_from_its_start(view: FileView) -> None:
 def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_who(ask("Who said it?"))
     assert not speaker.asks_who(ask("What did Markov say?"))
+    # "Which/what <role>" asks for a person too; "which country" does not.
+    assert speaker.asks_who(ask("Which Russian official drew on the Kremlin line?"))
+    assert speaker.asks_who(ask("What analysts argued that Moscow can do little?"))
+    assert not speaker.asks_who(ask("Which country buys Iran's oil?"))
     assert speaker.asks_what_said(ask("How did Nexta TV describe the gesture?"))
     assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
     assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
@@ -155,8 +159,25 @@ def test_said_as_matches_the_forms_of_the_verb_asked_for() -> None:
     assert added is not None and added.search("he added.") and not added.search("he said.")
     told = speaker.said_as(ask("What did Ghalibaf tell the crowd?"))
     assert told is not None and told.search("Ghalibaf told the crowd")
-    # "say" is any attribution: no verb to prefer.
+    # "say" is any attribution: no verb to prefer; "describe" / "characterise" ask
+    # what X called it, not how.
     assert speaker.said_as(ask("What did Ghalibaf say?")) is None
+    assert speaker.said_as(ask("How did Zakharova characterise the threat?")) is None
+    assert speaker.asks_what_said(ask("How did Zakharova characterise the threat?"))
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        # A verb of saying in the present names the speaker ...
+        ("Analysts like Smagin note that Moscow “can hardly do anything”.", True),
+        ("Smagin argues that Moscow is cautious.", True),
+        # ... a noun that looks like one does not ("Soviet states").
+        ("She drew on the mantra of the former Soviet states of Georgia and Ukraine.", False),
+    ],
+)
+def test_names_speaker(text: str, named: bool) -> None:
+    assert speaker.names_speaker(text, ask("Who argued that Moscow can do little?")) is named
 
 
 @pytest.mark.parametrize(
