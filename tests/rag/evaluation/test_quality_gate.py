@@ -42,23 +42,25 @@ COMPOSITION = {
     ("unanswerable", "test"): 3,
 }
 
-# Figures of the test half (learned scorer, README "Current figures"), 2026-11-30:
-# hit@1 0.819 (77 of 94), hit@5 0.957, MRR@10 0.876, answer 0.777 (73), null on
-# unanswerable 0.765 (13 of 17), false abstention 0.096 (9). Bars one or two questions
-# below (above for false abstention). Verbatim is a contract: 1.0.
+# Figures of the test half (learned scorer, README "Current figures"), 2026-11-30 23:00:
+# hit@1 0.819 (77 of 94), hit@5 0.957, MRR@10 0.874, answer 0.766 (72), null on
+# unanswerable 0.824 (14 of 17), false abstention 0.106 (10). Bars one or two questions
+# below (above for false abstention); the answer and false-abstention bars moved with
+# the threshold the grown dev half set (answer 0.777 and false abstention 0.085 before).
+# Verbatim is a contract: 1.0.
 GATES = {
     "--min-hit1": 0.79,
     "--min-hit5": 0.93,
     "--min-mrr": 0.85,
-    "--min-answer": 0.76,
+    "--min-answer": 0.74,
     "--min-abstain": 0.70,
-    "--max-false-abstention": 0.11,
+    "--max-false-abstention": 0.13,
     "--min-verbatim": 1.0,
 }
 
 # Per kind, as counts of the kind's test-half questions: (count, is_maximum). Measured:
-# fact 41/41 first, 41 answered right, none abstained; multi 11/13, 11, 2; paraphrase
-# 13/24, 9, 7; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 10
+# fact 41/41 first, 40 answered right, none abstained; multi 11/13, 11, 2; paraphrase
+# 13/24, 9, 8; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 11
 # of 14; off-topic ("unanswerable") null on 3 of 3. One or two questions of slack each;
 # off-topic questions must all get null.
 KIND_BARS: dict[str, dict[str, tuple[int, bool]]] = {
@@ -137,5 +139,5 @@ def test_url_mode_against_a_live_server(live_server: Server, tmp_path: Path) -> 
     assert figures["errors"] == 0
     # Offsets served by POST /ask point at the same text GET /sources serves.
     assert figures["verbatim"] == 1.0
-    assert set(data["by_kind"]) >= {"fact", "unanswerable"}
+    assert "fact" in data["by_kind"] and {"near-topic", "unanswerable"} & set(data["by_kind"])
     assert len(data["records"]) == 20
