@@ -43,11 +43,13 @@ _NAMED_ATTRIBUTION = re.compile(
 # A sentence that names its speaker only by a pronoun, or is a quote with no speaker.
 _PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
 _OPEN, _CLOSE = "“", "”"
-# "Who ...", "Which Russian official ...", "the analyst who said ...".
+# "Who ...", "Which Russian official ...", "the analyst who said ..."; not "What did
+# the minister say ...", which asks for the words, nor "What is the minister's ...".
 _WHO = re.compile(
     r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b"
-    r"|^\W*(?:which|what) (?:[\w-]+ ){0,2}(?:official|spokes(?:wo)?man|spokesperson|minister"
-    r"|diplomat|analyst|expert|politician|lawmaker|commentator|journalist|person|leader)s?\b",
+    r"|^\W*(?:which|what) (?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){0,2}"
+    r"(?:official|spokes(?:wo)?man|spokesperson|minister|diplomat|analyst|expert|politician"
+    r"|lawmaker|commentator|journalist|person|leader)s?\b(?!['’])",
     re.I,
 )
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"

@@ -119,6 +119,8 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_who(ask("Which Russian official drew on the Kremlin line?"))
     assert speaker.asks_who(ask("What analysts argued that Moscow can do little?"))
     assert not speaker.asks_who(ask("Which country buys Iran's oil?"))
+    assert not speaker.asks_who(ask("What did the foreign minister say about the talks?"))
+    assert not speaker.asks_who(ask("What is the minister's view of the talks?"))
     assert speaker.asks_what_said(ask("How did Nexta TV describe the gesture?"))
     assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
     assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
