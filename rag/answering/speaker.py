@@ -119,18 +119,31 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     speech ("...,” Larijani was quoted as saying", "Bondarev told Al Jazeera that") and
     names them, or names nobody ("..., he added.") after a sentence (or, first in its
     passage, the context before it) that names them. A sentence that only describes
-    them ("echoed by security chief Ali Larijani, who downplayed ...") gives none."""
+    them ("echoed by security chief Ali Larijani, who downplayed ..."), or that gives
+    someone else's words about them ("Ghalibaf told a rally ..., addressing Trump
+    directly", "“Trump has essentially decided ...,” the sources said"), gives none."""
     text = _text(view, cid, i)
     if not who or not _SAYING.search(text):
         return False
+    first, last = quote_start(view, cid, i), quote_end(view, cid, i)
     if who & set(tokenize(text)):
-        return True
+        # Whose words these are, when the sentence, or the rest of the quotation it is
+        # part of, says so ("Ghalibaf told", "the sources said"): X must be among them.
+        quoted = " ".join(_text(view, cid, j) for j in range(first, last + 1))
+        speakers = [
+            set(tokenize(m.group(0)))
+            for pattern in (_NAMED_ATTRIBUTION, _PRONOUN_ATTRIBUTION)
+            for m in pattern.finditer(quoted)
+        ]
+        return not speakers or any(who & s for s in speakers)
     if not refers_back(text):
         return False
     chunk = view.chunk(cid)
-    # The sentence before; first in its passage, the end of the text before it (the
-    # paragraph before, as the chunk's context is).
-    before = _text(view, cid, i - 1) if i else view.text(chunk.source)[: chunk.start][-_BEFORE:]
+    # The sentence before the quotation; first in its passage, the end of the text
+    # before it (the paragraph before, as the chunk's context is).
+    before = (
+        _text(view, cid, first - 1) if first else view.text(chunk.source)[: chunk.start][-_BEFORE:]
+    )
     return bool(who & set(tokenize(before)))
 
 

@@ -23,6 +23,8 @@ PARAGRAPHS = [
     "“The protests will be quelled. Reforms will follow,” Markov wrote on Telegram.",
     "The woman posts under the handle Morticia Addams. She lives in Canada. In one post, "
     "she wrote: “Forgive me, Mother Iran.”",
+    "“Ghalibaf has decided to stay. He has not decided for how long,” the sources said.",
+    "Markov told a rally on Monday, addressing Ghalibaf directly.",
 ]
 TEXT = "\n".join(PARAGRAPHS)
 
@@ -61,7 +63,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
-    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3]
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -199,3 +201,17 @@ def test_said_by_finds_the_sentences_giving_xs_words(
     view: FileView, cid: int, sentence: int, said: bool
 ) -> None:
     assert speaker.said_by(view, cid, sentence, frozenset({"ghalibaf"})) is said
+
+
+@pytest.mark.parametrize(
+    ("cid", "sentence"),
+    [
+        # X named inside a quotation whose attribution, a sentence later, is others'.
+        (6, 0),
+        (6, 1),
+        # X named as the one spoken to.
+        (7, 0),
+    ],
+)
+def test_said_by_is_not_words_about_x(view: FileView, cid: int, sentence: int) -> None:
+    assert speaker.said_by(view, cid, sentence, frozenset({"ghalibaf"})) is False
