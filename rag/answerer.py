@@ -157,7 +157,7 @@ def widen(
     """The span a careful reader would quote for the chosen sentence; `nearby` are the
     candidate passages (a quote may open the passage after its lead-in)."""
     if config.use_speaker and speaker.asks_who(question):
-        return speaker.resolve_speaker(view, question, c.chunk_id, c.sentence)
+        return speaker.resolve_speaker(view, question, c.chunk_id, c.sentence, nearby)
     if config.use_quote and speaker.asks_what_said(question):
         return speaker.extend_quote(view, question, c.chunk_id, c.sentence, nearby)
     return speaker.Span(c.chunk_id, c.sentence, c.sentence)

@@ -195,10 +195,61 @@ def quote_end(view: IndexView, cid: int, i: int) -> int:
     return j
 
 
-def resolve_speaker(view: IndexView, question: Question, cid: int, i: int) -> Span:
+# A claim whose speaker is only described ("A former Russian diplomat says ..."): news
+# leads name the speaker just after ("Boris Bondarev, a former Russian diplomat who
+# ..., told Al Jazeera"). Group 1: the description.
+_DESCRIBED = re.compile(
+    rf"^\W*(?:an?|one)\s+((?:[\w’'-]+\s+){{0,4}}?[\w’'-]+)\s+(?:{_VERBS})\b", re.I
+)
+
+
+def named_after(
+    view: IndexView, question: Question, cid: int, i: int, nearby: tuple[int, ...] = ()
+) -> Span | None:
+    """For sentence `i` of chunk `cid` whose speaker is only described: the sentence
+    after it, in its passage or opening the next one (among `nearby`), that attributes
+    words to someone by name: the very next one ("“Why rattle the sabers …?” Boris
+    Bondarev … told Al Jazeera"), or a later one that repeats the description; None
+    when there is none."""
+    m = _DESCRIBED.match(_text(view, cid, i))
+    if not m:
+        return None
+    described = set(tokenize(m.group(1)))
+    n = len(view.chunk(cid).sentences)
+    after = [(cid, j) for j in range(i + 1, min(n, i + 1 + REACH))]
+    after += [
+        (nxt, j)
+        for nxt in nearby
+        if nxt != cid and view.previous_chunk(nxt) == cid
+        for j in range(min(REACH, len(view.chunk(nxt).sentences)))
+    ]
+    for k, (c, j) in enumerate(after):
+        text = _text(view, c, j)
+        # The next sentence; in the next passage, its first, or the one after a bare
+        # quotation opening it ("“Why rattle the sabers …?”" + "Boris Bondarev … told").
+        opening = quote_end(view, c, 0) + 1 if refers_back(_text(view, c, 0)) else 0
+        next_one = k == 0 or (c != cid and j <= opening)
+        if (
+            _NAMED_ATTRIBUTION.search(text)
+            and names_speaker(text, question)
+            and (next_one or described <= set(tokenize(text)))
+        ):
+            return Span(c, j, j, support=cid if c != cid else None)
+    return None
+
+
+def resolve_speaker(
+    view: IndexView, question: Question, cid: int, i: int, nearby: tuple[int, ...] = ()
+) -> Span:
     """For a "who" question answered by sentence `i` of chunk `cid`: the span that names
-    the speaker (see the module docstring), or the sentence itself."""
+    the speaker (see the module docstring), or the sentence itself; `nearby` are the
+    candidate passages (the speaker of a lead may be named in the next one)."""
     own = _text(view, cid, i)
+    # A described speaker named right after ("A former diplomat says ..." + "Boris
+    # Bondarev, a former diplomat, told ..."), whatever other names the claim holds.
+    later = named_after(view, question, cid, i, nearby)
+    if later is not None:
+        return later
     if names_speaker(own, question) and not refers_back(own):
         return Span(cid, i, i)
     # The quotation runs on and its attribution follows ("...,” Markov wrote).

@@ -25,6 +25,8 @@ PARAGRAPHS = [
     "she wrote: “Forgive me, Mother Iran.”",
     "“Ghalibaf has decided to stay. He has not decided for how long,” the sources said.",
     "Markov told a rally on Monday, addressing Ghalibaf directly.",
+    "A former Russian diplomat says the threats of President Trump were empty.",
+    "“Why rattle the sabers?” Boris Bondarev, who quit in protest, told Al Jazeera.",
 ]
 TEXT = "\n".join(PARAGRAPHS)
 
@@ -63,7 +65,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
-    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1]
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -215,3 +217,14 @@ def test_said_by_finds_the_sentences_giving_xs_words(
 )
 def test_said_by_is_not_words_about_x(view: FileView, cid: int, sentence: int) -> None:
     assert speaker.said_by(view, cid, sentence, frozenset({"ghalibaf"})) is False
+
+
+def test_a_described_speaker_is_named_after_the_quotation_opening_the_next_passage(
+    view: FileView,
+) -> None:
+    q = ask("Which former Russian diplomat said the threats were empty?")
+    # Named in the next passage, after the quotation that opens it ("President Trump"
+    # in the claim is not its speaker) ...
+    assert speaker.resolve_speaker(view, q, 8, 0, nearby=(8, 9)) == speaker.Span(9, 1, 1, 8)
+    # ... which must be among the candidate passages.
+    assert speaker.resolve_speaker(view, q, 8, 0) == speaker.Span(8, 0, 0)
