@@ -237,15 +237,17 @@ def _key_absent(c: Candidate, x: Context) -> float:
 
 
 def _subject_missing(c: Candidate, x: Context) -> float:
-    """Whether the candidate's article lacks one of the names the question mentions (no
-    term of it, of 3+ characters, there): an answer about China needs an article that
-    mentions China, however well another article matches the rest of the question."""
+    """Whether the candidate's article lacks one of the names the question mentions: its
+    last term of 3+ characters (its head, as for `key_absent`), in no form, there. An
+    answer about China needs an article that mentions China, and one about "Iranian
+    President Masoud Pezeshkian" an article that names Pezeshkian, not just a president,
+    however well another article matches the rest of the question."""
     present = x.view.document_terms(x.view.chunk(c.chunk_id).source)
     for phrase in x.question.phrases:
         terms = [t for t in phrase if len(t) > 2]
         if not terms or ALIASES.get(phrase, frozenset()) & present:
             continue
-        if not any(gates.named(t, present) for t in terms):
+        if not gates.named(terms[-1], present):
             return 1.0
     return 0.0
 

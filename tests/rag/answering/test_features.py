@@ -65,7 +65,9 @@ def values(question: str, cid: int) -> dict[str, float]:
         # another way ("World War II"), a first name dropped ("Zakharova").
         ("What did Russia want after the Second World War?", 1, 0.0, 0.0),
         ("What did Maria Tehran say?", 1, 0.0, 0.0),
-        ("What did Russia sell to Tehran Gas?", 1, 1.0, 0.0),
+        ("What did Russia sell to Tehran Gas?", 1, 1.0, 1.0),
+        # The article must hold a name's head: "Tehran" is in it, "Times" is not.
+        ("What did the Tehran Times report about Iran?", 1, 1.0, 1.0),
         # A name of two letters is its own head ("EU" is in no document).
         ("What did the EU tell Iran?", 1, 1.0, 0.0),
         # In the article, a longer form of a name counts ("Iranian" for "Iran"); the
