@@ -195,6 +195,9 @@ def quote_end(view: IndexView, cid: int, i: int) -> int:
     return j
 
 
+# Reported speech: a verb of saying, then "that" and the words ("told Iran International
+# that the blackout has severed access ...").
+_REPORTED = re.compile(rf"\b(?:{_VERBS})\b(?:\s+[\w’'.-]+){{0,4}}?\s+that\s+\w+", re.I)
 # A claim whose speaker is only described ("A former Russian diplomat says ..."): news
 # leads name the speaker just after ("Boris Bondarev, a former Russian diplomat who
 # ..., told Al Jazeera"). Group 1: the description.
@@ -289,10 +292,18 @@ def extend_quote(
     opens or introduces, and back to the start of one it closes, within the chunk. A
     lead-in that ends its passage ("Another report by Jerusalem Post said ...") is
     answered by the quotation opening the next passage, when that is among `nearby`
-    chunks; the lead-in's passage is then cited right after it."""
+    chunks; the lead-in's passage is then cited right after it. A sentence that reports
+    the words itself ("Amin Sabeti told Iran International that the blackout has
+    severed access ...") is the answer, not a lead-in."""
     n = len(view.chunk(cid).sentences)
     own = _text(view, cid, i)
-    if i == n - 1 and _OPEN not in own and '"' not in own and _NAMED_ATTRIBUTION.search(own):
+    lead_in = (
+        _OPEN not in own
+        and '"' not in own
+        and _NAMED_ATTRIBUTION.search(own)
+        and not _REPORTED.search(own)
+    )
+    if i == n - 1 and lead_in:
         for after in nearby:
             opens = _text(view, after, 0).lstrip().startswith((_OPEN, '"'))
             if after != cid and opens and view.previous_chunk(after) == cid:

@@ -27,6 +27,8 @@ PARAGRAPHS = [
     "Markov told a rally on Monday, addressing Ghalibaf directly.",
     "A former Russian diplomat says the threats of President Trump were empty.",
     "“Why rattle the sabers?” Boris Bondarev, who quit in protest, told Al Jazeera.",
+    "Expert Amin Sabeti told Iran International that the blackout has severed access.",
+    "“This is the most extreme shutdown we have had,” Sabeti said.",
 ]
 TEXT = "\n".join(PARAGRAPHS)
 
@@ -65,7 +67,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
-    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2]
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -228,3 +230,8 @@ def test_a_described_speaker_is_named_after_the_quotation_opening_the_next_passa
     assert speaker.resolve_speaker(view, q, 8, 0, nearby=(8, 9)) == speaker.Span(9, 1, 1, 8)
     # ... which must be among the candidate passages.
     assert speaker.resolve_speaker(view, q, 8, 0) == speaker.Span(8, 0, 0)
+
+
+def test_reported_speech_is_the_answer_not_a_lead_in(view: FileView) -> None:
+    q = ask("What did Amin Sabeti tell Iran International about the blackout?")
+    assert speaker.extend_quote(view, q, 10, 0, nearby=(10, 11)) == speaker.Span(10, 0, 0)
