@@ -26,50 +26,48 @@ QUESTIONS = ROOT / "scripts" / "questions" / "seeds.jsonl"
 COMPOSITION = {
     ("context", "dev"): 6,
     ("context", "test"): 6,
-    ("fact", "dev"): 44,
+    ("fact", "dev"): 52,
     ("fact", "test"): 41,
     ("multi", "dev"): 14,
     ("multi", "test"): 13,
-    ("near-topic", "dev"): 25,
+    ("near-topic", "dev"): 35,
     ("near-topic", "test"): 14,
-    ("paraphrase", "dev"): 29,
+    ("paraphrase", "dev"): 40,
     ("paraphrase", "test"): 24,
-    ("quote", "dev"): 6,
+    ("quote", "dev"): 12,
     ("quote", "test"): 4,
-    ("speaker", "dev"): 11,
+    ("speaker", "dev"): 19,
     ("speaker", "test"): 6,
-    ("unanswerable", "dev"): 6,
+    ("unanswerable", "dev"): 8,
     ("unanswerable", "test"): 3,
 }
 
-# Figures of the test half (learned scorer, README "Current figures"), 2026-11-30 23:00:
-# hit@1 0.819 (77 of 94), hit@5 0.957, MRR@10 0.874, answer 0.766 (72), null on
-# unanswerable 0.824 (14 of 17), false abstention 0.106 (10). Bars one or two questions
-# below (above for false abstention); the answer and false-abstention bars moved with
-# the threshold the grown dev half set (answer 0.777 and false abstention 0.085 before).
-# Verbatim is a contract: 1.0.
+# Figures of the test half (learned scorer, README "Current figures"), 2026-11-30 23:32:
+# hit@1 0.830 (78 of 94), hit@5 0.957, MRR@10 0.879, answer 0.787 (74), null on
+# unanswerable 0.824 (14 of 17), false abstention 0.064 (6). Bars one or two questions
+# below (above for false abstention). Verbatim is a contract: 1.0.
 GATES = {
-    "--min-hit1": 0.79,
+    "--min-hit1": 0.80,
     "--min-hit5": 0.93,
     "--min-mrr": 0.85,
-    "--min-answer": 0.74,
+    "--min-answer": 0.76,
     "--min-abstain": 0.70,
-    "--max-false-abstention": 0.13,
+    "--max-false-abstention": 0.09,
     "--min-verbatim": 1.0,
 }
 
 # Per kind, as counts of the kind's test-half questions: (count, is_maximum). Measured:
-# fact 41/41 first, 40 answered right, none abstained; multi 11/13, 11, 2; paraphrase
-# 13/24, 9, 8; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 11
+# fact 41/41 first, 40 answered right, none abstained; multi 12/13, 12, 1; paraphrase
+# 13/24, 10, 5; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 11
 # of 14; off-topic ("unanswerable") null on 3 of 3. One or two questions of slack each;
 # off-topic questions must all get null.
 KIND_BARS: dict[str, dict[str, tuple[int, bool]]] = {
-    "fact": {"hit@1": (40, False), "answer_match": (40, False), "false_abstention": (1, True)},
-    "multi": {"hit@1": (10, False), "answer_match": (10, False), "false_abstention": (3, True)},
+    "fact": {"hit@1": (40, False), "answer_match": (39, False), "false_abstention": (1, True)},
+    "multi": {"hit@1": (11, False), "answer_match": (11, False), "false_abstention": (2, True)},
     "paraphrase": {
         "hit@1": (11, False),
-        "answer_match": (7, False),
-        "false_abstention": (9, True),
+        "answer_match": (8, False),
+        "false_abstention": (7, True),
     },
     "context": {"hit@1": (2, False), "answer_match": (2, False), "false_abstention": (1, True)},
     "speaker": {"hit@1": (5, False), "answer_match": (5, False), "false_abstention": (1, True)},
