@@ -230,15 +230,21 @@ def named_after(
         text = _text(view, c, j)
         # The next sentence; in the next passage, its first, or the one after a bare
         # quotation opening it ("“Why rattle the sabers …?”" + "Boris Bondarev … told").
-        opening = quote_end(view, c, 0) + 1 if refers_back(_text(view, c, 0)) else 0
-        next_one = k == 0 or (c != cid and j <= opening)
+        next_one = k == 0 or (c != cid and j <= _opening(view, c))
         if (
             _NAMED_ATTRIBUTION.search(text)
             and names_speaker(text, question)
             and (next_one or described <= set(tokenize(text)))
         ):
-            return Span(c, j, j, support=cid if c != cid else None)
+            # In the claim's passage, the span runs from the claim to the name.
+            return Span(cid, i, j) if c == cid else Span(c, j, j, support=cid)
     return None
+
+
+def _opening(view: IndexView, cid: int) -> int:
+    """Index of the first sentence of chunk `cid` after a bare quotation opening it (0
+    when it opens with anything else)."""
+    return quote_end(view, cid, 0) + 1 if refers_back(_text(view, cid, 0)) else 0
 
 
 def resolve_speaker(

@@ -29,6 +29,7 @@ PARAGRAPHS = [
     "“Why rattle the sabers?” Boris Bondarev, who quit in protest, told Al Jazeera.",
     "Expert Amin Sabeti told Iran International that the blackout has severed access.",
     "“This is the most extreme shutdown we have had,” Sabeti said.",
+    "A senior analyst says Moscow is cautious. Nikita Smagin told Al Jazeera it waits.",
 ]
 TEXT = "\n".join(PARAGRAPHS)
 
@@ -67,7 +68,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
-    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1]
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -235,3 +236,8 @@ def test_a_described_speaker_is_named_after_the_quotation_opening_the_next_passa
 def test_reported_speech_is_the_answer_not_a_lead_in(view: FileView) -> None:
     q = ask("What did Amin Sabeti tell Iran International about the blackout?")
     assert speaker.extend_quote(view, q, 10, 0, nearby=(10, 11)) == speaker.Span(10, 0, 0)
+
+
+def test_a_described_speaker_named_in_the_next_sentence_takes_both(view: FileView) -> None:
+    q = ask("Which analyst said Moscow is cautious?")
+    assert speaker.resolve_speaker(view, q, 12, 0) == speaker.Span(12, 0, 1)
