@@ -2,8 +2,8 @@
 
 - `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
   years ago"), "how old" a number, "how long" a time or a length, "how much does it
-  cost" a sum of money, "how much" an amount, "when" a date, "the capital of" a place
-  name.
+  cost" a sum of money, "how much" an amount, "when" a date (a decade or a century
+  too), "the capital of" a place name, "what is the name of" a name.
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
   "directed", "How many ... have been sentenced" "sentenced", "When was X overthrown"
