@@ -53,9 +53,10 @@ _TIME_OR_LENGTH = re.compile(
 )
 # A name inside a sentence: a capitalised word after a lower-case word or a comma.
 _NAMED = re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")
-# Questions whose answer must hold a number, a date, a sum, an amount or a place name: a
-# sentence without one does not answer them, however well it matches ("What is the
-# population of Brazil?" answered with a sentence about cats in São Paulo).
+# Questions whose answer must hold a number, a date, a sum, an amount or a name (of a
+# place, of what "the name of" asks): a sentence without one does not answer them,
+# however well it matches ("What is the population of Brazil?" answered with a sentence
+# about cats in São Paulo).
 _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     # Asked by the question's opening words, not by a clause inside it ("Why is it hard
     # to know how many people attended?").
@@ -152,11 +153,11 @@ def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
 
 
 def type_missing(question: Question, sentence: str, before: str = "") -> bool:
-    """Whether the question needs a number, a date, a sum, an amount or a place name that
+    """Whether the question needs a number, a date, a sum, an amount or a name that
     `sentence` (with `before`, the sentence before it, for a number or a date: "... in
-    June. It was the first strike") does not hold. A place must be in the sentence
-    itself (a list of countries just before is no capital), and so must a time or a
-    length; capitalised words of the question do not count as the place asked for."""
+    June. It was the first strike") does not hold. A name must be in the sentence itself
+    (a list of countries just before is no capital), and so must a time or a length;
+    capitalised words of the question do not count as the name asked for."""
     for asks, holds in _GATED:
         if asks.search(question.text):
             text = sentence if holds in _OWN_SENTENCE else before + sentence
