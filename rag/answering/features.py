@@ -254,8 +254,8 @@ def _subject_missing(c: Candidate, x: Context) -> float:
 
 def _type_missing(c: Candidate, x: Context) -> float:
     """Whether the sentence (with the one before it) lacks what the question asks for:
-    a number of what it counts, a date, a sum, an amount, a place (rag/answering/
-    gates.py)."""
+    a number of what it counts, a date, a sum, an amount, a name (rag/answering/
+    gates.py), or its article mentions the thing whose name is asked only unnamed."""
     chunk = x.view.chunk(c.chunk_id)
     before = chunk.sentences[c.sentence - 1][0] if c.sentence else None
     text = x.view.text(chunk.source)
@@ -263,6 +263,7 @@ def _type_missing(c: Candidate, x: Context) -> float:
         gates.type_missing(
             x.question, text[c.start : c.end], text[before : c.start] if before is not None else ""
         )
+        or gates.name_withheld(x.question, text)
     )
 
 

@@ -93,6 +93,14 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             "",
             False,
         ),
+        # "Where" needs a name the question does not hold: "in the coming days" is when.
+        (
+            "Where will Araghchi and Witkoff meet?",
+            "Araghchi and Witkoff may meet in the coming days.",
+            "",
+            True,
+        ),
+        ("Where did Assad go into exile?", "Assad went into exile in Moscow.", "", False),
         # A number of what "members of" counts.
         (
             "How many members of the security forces have died?",
@@ -157,3 +165,52 @@ def test_focus(question: str, focus: set) -> None:
 )
 def test_focus_missing(question: str, text: str, missing: bool) -> None:
     assert gates.focus_missing(ask(question), text) is missing
+
+
+@pytest.mark.parametrize(
+    ("question", "head"),
+    [
+        ("What is the name of the UN secretary-general who said so?", "secretary-general"),
+        ("What were the names of the Russian tankers the US seized?", "tankers"),
+        ("What is the name of Psiphon's director of Washington operations?", "director"),
+        ("Which model of attack helicopter has Russia delivered?", "helicopter"),
+        # A capitalised word that a verb in -ed follows starts a clause ...
+        ("What is the name of the transport corridor Lavrov cited as a project?", "corridor"),
+        # ... one that a noun follows is part of the thing.
+        ("What was the name of the short-lived Soviet state in Gilan?", "state"),
+        ("Who is the UN secretary-general?", None),
+    ],
+)
+def test_named_thing_is_the_head_of_what_is_named(question: str, head: str | None) -> None:
+    assert gates.named_thing(question) == head
+
+
+_UN = "What is the name of the UN secretary-general?"
+_CORRIDOR = "What is the name of the transport corridor?"
+
+
+@pytest.mark.parametrize(
+    ("question", "article", "withheld"),
+    [
+        # Mentioned, never named.
+        (_UN, "The UN secretary-general said he was shocked.", True),
+        (_CORRIDOR, "Lavrov listed transport corridors and the Bushehr plant.", True),
+        # A new name next to it, after (a comma or "called" between) or before.
+        (_UN, "The UN Secretary-General, Antonio Guterres, said so.", False),
+        (_UN, "The UN secretary-general called Guterres said so.", False),
+        (_CORRIDOR, "They opened the North-South Transport Corridor.", False),
+        ("What were the names of the tankers?", "the Marinera tanker sailed", False),
+        ("Which model of helicopter was delivered?", "Russia delivered Mi-28 helicopters.", False),
+        # The question's own words, a sentence's end or a determiner are no name.
+        ("What were the names of the Russian tankers?", "It seized Russian tankers.", True),
+        ("What were the names of the tankers?", "It seized tankers. Iran protested.", True),
+        ("What were the names of the tankers?", "The tankers sailed.", True),
+        # An article that never mentions the thing leaves it to the other gates.
+        (_UN, "The protests spread to Tehran.", False),
+        ("Who is the UN secretary-general?", "The UN secretary-general said so.", False),
+    ],
+)
+def test_name_withheld_when_the_article_mentions_the_thing_unnamed(
+    question: str, article: str, withheld: bool
+) -> None:
+    assert gates.name_withheld(ask(question), article) is withheld
