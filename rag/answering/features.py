@@ -217,6 +217,16 @@ ALIASES: dict[tuple[str, ...], frozenset[str]] = {
 }
 
 
+# Last words that an organisation's name shares with many others: "Amnesty International"
+# is named by "Amnesty" as much as by "International" (which "Iran International" has).
+_GENERIC_HEADS = frozenset(
+    tokenize(
+        "international ministry organization organisation union council agency party "
+        "committee court fund institute association foundation group watch news"
+    )
+)
+
+
 def _key_absent(c: Candidate, x: Context) -> float:
     """Whether the question names something no chunk of the corpus holds (the same for
     every candidate of a question: evidence for null): a name whose last term (of 3+
@@ -225,13 +235,16 @@ def _key_absent(c: Candidate, x: Context) -> float:
     surname or the noun: articles often drop a first name or a title ("Zakharova" for
     "Maria Zakharova") or write a modifier another way ("World War II" for "the Second
     World War"), but a name whose head is nowhere ("Recep Tayyip Erdogan", "Gazprom")
-    is not in the articles. The price: a modifier alone that is absent ("the Pakistani
-    Foreign Ministry") is left to the other rules."""
+    is not in the articles. A generic last word ("International", "Ministry") needs the
+    word before it too: "Amnesty International" is absent though "Iran International"
+    is not. The price: a modifier further out that is absent ("the Pakistani Foreign
+    Ministry") is left to the other rules."""
     for phrase in x.question.phrases:
         if any(x.view.term_idf(t) > 0 for t in ALIASES.get(phrase, ())):
             continue
         terms = [t for t in phrase if len(t) > 2 or t[0].isdigit()] or list(phrase)
-        if x.view.term_idf(terms[-1]) == 0:
+        head = terms[-2:] if len(terms) > 1 and terms[-1] in _GENERIC_HEADS else terms[-1:]
+        if any(x.view.term_idf(t) == 0 for t in head):
             return 1.0
     return 0.0
 

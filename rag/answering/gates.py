@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from rag.answering import speaker
 from rag.question import DATE, DURATION, NUMBER, Question
 from rag.text import IRREGULAR_PARTICIPLES, forms, tokenize
 
@@ -74,15 +75,30 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     (re.compile(r"^\W*how many\b|\bwhat is the population of\b|^\W*how old\b", re.I), NUMBER),
     # A time ("for almost two weeks", "a 20-year partnership") or a length.
     (re.compile(r"^\W*(?:for )?how long\b", re.I), _TIME_OR_LENGTH),
-    (re.compile(r"^\W*(?:when\b|what (?:date|year)\b|in which year\b)", re.I), DATE),
+    (
+        re.compile(
+            r"^\W*(?:(?:on|in|by)\s+)?(?:when\b|(?:what|which)\s+(?:date|day|year|month)\b)",
+            re.I,
+        ),
+        DATE,
+    ),
     # A place name inside a sentence, after a lower-case word or a comma (not a label
     # such as "DESIGN Human capital ...").
     (re.compile(r"\bcapital (?:city )?of\b", re.I), _NAMED),
     # "What is the name of the UN secretary-general ...?" needs a name too: a sentence
     # that says only "the UN secretary-general said" does not give it.
     (re.compile(r"^\W*what (?:is|was|are|were) (?:the )?names? of\b", re.I), _NAMED),
-    # "Where ..." needs a name too: "a meeting in the coming days" says when, not where.
-    (re.compile(r"^\W*where\b", re.I), _NAMED),
+    # "Where ...", "In which country ..." need a name too: "a meeting in the coming
+    # days" says when, not where. Any name, not only one after "in" or "to": "places such
+    # as Hungary, Bavaria, and Latvia" says where.
+    (
+        re.compile(
+            r"^\W*(?:where\b|(?:in|to|from)\s+which\s+"
+            r"(?:countr(?:y(?!['’])|ies)|cit(?:y(?!['’])|ies)|provinces?|regions?|towns?)\b)",
+            re.I,
+        ),
+        _NAMED,
+    ),
 ]
 # Looked for in the sentence itself, not with the one before: a capital named in a list
 # of countries, or "centuries of ties" just before, answers nothing.
@@ -156,12 +172,23 @@ def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
     return any(named(t, frozenset(after)) for t in what)
 
 
+# A sentence that is itself a question ("Withdraw its troops from Ukraine and send them
+# to Iran?") states nothing; it is the answer only to what someone asked, or whose words
+# they were.
+_ASKS_BACK = re.compile(r"\?[”\"’']?\s*$")
+
+
 def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     """Whether the question needs a number, a date, a sum, an amount or a name that
     `sentence` (with `before`, the sentence before it, for a number or a date: "... in
     June. It was the first strike") does not hold. A name must be in the sentence itself
     (a list of countries just before is no capital), and so must a time or a length;
-    capitalised words of the question do not count as the name asked for."""
+    capitalised words of the question do not count as the name asked for. A sentence
+    that is a question answers only "What did X ask?" or "Who asked?" (`_ASKS_BACK`)."""
+    if _ASKS_BACK.search(sentence) and not (
+        speaker.asks_who(question) or speaker.asks_what_said(question)
+    ):
+        return True
     for asks, holds in _GATED:
         if asks.search(question.text):
             text = sentence if holds in _OWN_SENTENCE else before + sentence

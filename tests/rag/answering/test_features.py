@@ -16,7 +16,7 @@ from tests.rag.answering.questions import ask
 DOCS = {
     "iran.txt": (
         "The US warned Iran. Russia sold S-400 systems to Tehran in 2021. "
-        "Iran's oil was at stake after World War II."
+        "Iran's oil was at stake after World War II. Iran International reported it."
     ),
     "china.txt": "China buys most of Iran's oil exports.",
 }
@@ -68,6 +68,10 @@ def values(question: str, cid: int) -> dict[str, float]:
         ("What did Russia sell to Tehran Gas?", 1, 1.0, 1.0),
         # The article must hold a name's head: "Tehran" is in it, "Times" is not.
         ("What did the Tehran Times report about Iran?", 1, 1.0, 1.0),
+        # A generic last word needs the word before it: "Amnesty" is in no document,
+        # "International" would not have been enough ("Iran International" is).
+        ("What did Amnesty International report about Iran?", 1, 1.0, 0.0),
+        ("What did Iran International report?", 1, 0.0, 0.0),
         # A name of two letters is its own head ("EU" is in no document).
         ("What did the EU tell Iran?", 1, 1.0, 0.0),
         # In the article, a longer form of a name counts ("Iranian" for "Iran"); the

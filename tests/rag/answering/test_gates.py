@@ -101,6 +101,18 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             True,
         ),
         ("Where did Assad go into exile?", "Assad went into exile in Moscow.", "", False),
+        # ... and so does "in which country", but not "which country" as the subject.
+        ("In which country does Smagin live?", "Smagin has lived abroad since.", "", True),
+        ("In which country does Smagin live?", "Smagin now lives in Turkey.", "", False),
+        ("Which country froze its membership?", "One member – Armenia – froze it.", "", False),
+        # "On what date", "in which month" ask for a date as "when" does.
+        ("On what date were the tankers seized?", "The tankers were seized.", "", True),
+        ("On what date were the tankers seized?", "They were seized on January 7.", "", False),
+        ("In which month did he resign?", "He resigned in protest.", "", True),
+        # A sentence that is a question states nothing, but is what someone asked.
+        ("Why did Russia send troops?", "Send its troops to Iran?", "", True),
+        ("What did Bondarev ask about the troops?", "Send its troops to Iran?", "", False),
+        ("Who asked about sending troops?", "“Send its troops to Iran?”", "", False),
         # A number of what "members of" counts.
         (
             "How many members of the security forces have died?",
