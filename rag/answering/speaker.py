@@ -61,8 +61,14 @@ _VERBS_ASKED = (
 )
 _ANY_SAYING = re.compile(r"say|said|describe|characteri[sz]e|portray", re.I)
 _WHAT_SAID = re.compile(rf"{_ASKED}\b.+\b(?:{_VERBS_ASKED})\b", re.I)
-# How far a quote may run on, or the speaker be looked for, in sentences.
+# How far the speaker is looked for, in sentences.
 REACH = 2
+# How many sentences a quotation may run over ("“Iran? What Iran? We are busy trying to
+# survive. … Don’t bother me with questions about Iran,” Irina … told Al Jazeera").
+QUOTE_REACH = 6
+# A sentence that continues with the same person as its subject ("She has said she was
+# arrested ..."): the speaker of a quote after it may be named before it.
+_PRONOUN_SUBJECT = re.compile(r"^\W*(?:he|she|they)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -123,28 +129,67 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     someone else's words about them ("Ghalibaf told a rally ..., addressing Trump
     directly", "“Trump has essentially decided ...,” the sources said"), gives none."""
     text = _text(view, cid, i)
-    if not who or not _SAYING.search(text):
+    if not who:
+        return False
+    inside = enclosing_quotation(view, cid, i)
+    if inside is not None:
+        # A sentence in the middle of a quotation ("My husband has only enough income
+        # ...") is the words of whoever the quotation is attributed to.
+        return any(who & s for s in _speakers(view, cid, *inside))
+    if not _SAYING.search(text):
         return False
     first, last = quote_start(view, cid, i), quote_end(view, cid, i)
     if who & set(tokenize(text)):
         # Whose words these are, when the sentence, or the rest of the quotation it is
         # part of, says so ("Ghalibaf told", "the sources said"): X must be among them.
-        quoted = " ".join(_text(view, cid, j) for j in range(first, last + 1))
-        speakers = [
-            set(tokenize(m.group(0)))
-            for pattern in (_NAMED_ATTRIBUTION, _PRONOUN_ATTRIBUTION)
-            for m in pattern.finditer(quoted)
-        ]
+        speakers = _speakers(view, cid, first, last)
         return not speakers or any(who & s for s in speakers)
     if not refers_back(text):
         return False
     chunk = view.chunk(cid)
-    # The sentence before the quotation; first in its passage, the end of the text
-    # before it (the paragraph before, as the chunk's context is).
-    before = (
-        _text(view, cid, first - 1) if first else view.text(chunk.source)[: chunk.start][-_BEFORE:]
-    )
-    return bool(who & set(tokenize(before)))
+    if not first:
+        # First in its passage: the end of the text before it (the paragraph before, as
+        # the chunk's context is).
+        return bool(who & set(tokenize(view.text(chunk.source)[: chunk.start][-_BEFORE:])))
+    # The sentence before the quotation, or further back over sentences that go on about
+    # the same person ("The woman posts ... as Morticia Addams" + "She has said ..." +
+    # "In one post, she wrote: “...”").
+    for j in range(first - 1, max(-1, first - 1 - REACH), -1):
+        before = _text(view, cid, j)
+        if who & set(tokenize(before)):
+            return True
+        if not _PRONOUN_SUBJECT.match(before):
+            break
+    return False
+
+
+def _speakers(view: IndexView, cid: int, first: int, last: int) -> list[set[str]]:
+    """The terms of each attribution ("Ghalibaf told", "he added") in sentences
+    `first`..`last` of chunk `cid`."""
+    quoted = " ".join(_text(view, cid, j) for j in range(first, last + 1))
+    return [
+        set(tokenize(m.group(0)))
+        for pattern in (_NAMED_ATTRIBUTION, _PRONOUN_ATTRIBUTION)
+        for m in pattern.finditer(quoted)
+    ]
+
+
+def enclosing_quotation(view: IndexView, cid: int, i: int) -> tuple[int, int] | None:
+    """The first and last sentences of the quotation that sentence `i` of chunk `cid`
+    lies inside without opening or closing it ("We are busy trying to survive." in
+    "“Iran? What Iran? We are busy …. Don’t bother me …,” Irina … told Al Jazeera"), or
+    None."""
+    if _open_quotes(_text(view, cid, i)) != 0:
+        return None
+    n = len(view.chunk(cid).sentences)
+    for k in range(i + 1, min(n, i + 1 + QUOTE_REACH)):
+        opened = _open_quotes(_text(view, cid, k))
+        if opened > 0:
+            return None
+        if opened < 0:
+            first = quote_start(view, cid, k)
+            return (first, k) if first < i else None
+    return None
 
 
 def _text(view: IndexView, cid: int, i: int) -> str:
@@ -183,11 +228,11 @@ def refers_back(text: str) -> bool:
 
 def quote_end(view: IndexView, cid: int, i: int) -> int:
     """The last sentence of the quotation sentence `i` opens (itself when closed), within
-    REACH sentences of the chunk and its end."""
+    QUOTE_REACH sentences of the chunk and its end."""
     n = len(view.chunk(cid).sentences)
     depth = _open_quotes(_text(view, cid, i))
     j = i
-    while depth > 0 and j + 1 < n and j - i < REACH:
+    while depth > 0 and j + 1 < n and j - i < QUOTE_REACH:
         j += 1
         depth += _open_quotes(_text(view, cid, j))
     # A quotation left open (or closed with the wrong mark, as “...lives.“) runs on to
@@ -282,10 +327,10 @@ def resolve_speaker(
 
 def quote_start(view: IndexView, cid: int, i: int) -> int:
     """The first sentence of the quotation sentence `i` closes (itself when it closes
-    none), within REACH sentences of the chunk."""
+    none), within QUOTE_REACH sentences of the chunk."""
     depth = _open_quotes(_text(view, cid, i))
     j = i
-    while depth < 0 and j > 0 and i - j < REACH:
+    while depth < 0 and j > 0 and i - j < QUOTE_REACH:
         j -= 1
         depth += _open_quotes(_text(view, cid, j))
     return j if depth >= 0 else i

@@ -30,6 +30,9 @@ PARAGRAPHS = [
     "Expert Amin Sabeti told Iran International that the blackout has severed access.",
     "“This is the most extreme shutdown we have had,” Sabeti said.",
     "A senior analyst says Moscow is cautious. Nikita Smagin told Al Jazeera it waits.",
+    "“Iran? What Iran? We are busy trying to survive. My son is sad. My husband pays the "
+    "mortgage. Don’t bother me,” Irina told Al Jazeera.",
+    "Zakharova spoke first. The crowd cheered. Later she wrote: “Enough.”",
 ]
 TEXT = "\n".join(PARAGRAPHS)
 
@@ -68,7 +71,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
-    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2]
+    assert [len(c.sentences) for c in view.chunks] == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2, 6, 3]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -241,3 +244,29 @@ def test_reported_speech_is_the_answer_not_a_lead_in(view: FileView) -> None:
 def test_a_described_speaker_named_in_the_next_sentence_takes_both(view: FileView) -> None:
     q = ask("Which analyst said Moscow is cautious?")
     assert speaker.resolve_speaker(view, q, 12, 0) == speaker.Span(12, 0, 1)
+
+
+def test_a_long_quotation_is_taken_from_its_start(view: FileView) -> None:
+    # Six sentences: the attribution that closes it reaches back past REACH.
+    q = ask("What did Irina say about Iran?")
+    span = speaker.extend_quote(view, q, 13, 5)
+    assert (span.first, span.last) == (0, 5)
+    assert span_text(view, span).startswith("“Iran? What Iran?")
+
+
+def test_a_sentence_inside_a_quotation_is_the_words_of_its_speaker(view: FileView) -> None:
+    assert speaker.enclosing_quotation(view, 13, 4) == (0, 5)
+    # Opening or closing it is not lying inside it.
+    assert speaker.enclosing_quotation(view, 13, 0) is None
+    assert speaker.enclosing_quotation(view, 13, 5) is None
+    assert speaker.said_by(view, 13, 4, frozenset({"irina"})) is True
+    assert speaker.said_by(view, 13, 4, frozenset({"ghalibaf"})) is False
+
+
+def test_the_speaker_is_found_back_over_sentences_about_the_same_person(
+    view: FileView,
+) -> None:
+    # "The woman posts ... Morticia Addams." + "She lives in Canada." + "..., she wrote:"
+    assert speaker.said_by(view, 5, 2, frozenset({"morticia", "addam"})) is True
+    # A sentence between about something else ends the search.
+    assert speaker.said_by(view, 14, 2, frozenset({"zakharova"})) is False
