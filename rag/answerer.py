@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.answering import speaker
+from rag.answering import reference, speaker
 from rag.answering.features import Candidate, Context, features, sentence_late
 from rag.answering.scorer import make_scorer
 from rag.answering.view import IndexView
@@ -160,6 +160,10 @@ def widen(
         return speaker.resolve_speaker(view, question, c.chunk_id, c.sentence, nearby)
     if config.use_quote and speaker.asks_what_said(question):
         return speaker.extend_quote(view, question, c.chunk_id, c.sentence, nearby)
+    if config.use_reference:
+        named = reference.resolve_reference(view, question, c.chunk_id, c.sentence)
+        if named is not None:
+            return named
     return speaker.Span(c.chunk_id, c.sentence, c.sentence)
 
 

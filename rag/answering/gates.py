@@ -217,6 +217,9 @@ _SAYING = frozenset(
         "explained predicted commented suggested replied declared echoed"
     )
 )
+# Verbs that carry no act of their own: "Who carried out the detention of Maduro?" asks
+# who detained him ("the detention of ... Maduro by US forces").
+_LIGHT = frozenset(tokenize("carried conducted performed"))
 _SUPERLATIVE = re.compile(
     r"\b(?:largest|biggest|highest|lowest|longest|shortest|oldest|youngest|greatest"
     r"|deadliest|bloodiest|strongest|weakest|richest|poorest|smallest|fastest|closest)\b",
@@ -269,7 +272,7 @@ def focus(question: Question) -> frozenset[str]:
         words += [t for t in tokenize(role.group(1)) if t != "name"]
     act = _WHO_ACT.search(question.text)
     if act:
-        words += [t for t in tokenize(act.group(1)) if t not in _SAYING]
+        words += [t for t in tokenize(act.group(1)) if t not in _SAYING | _LIGHT]
     words += [t for w in passive_act(question.text) for t in tokenize(w) if t not in _SAYING]
     words += [t for m in _SUPERLATIVE.finditer(question.text) for t in tokenize(m.group(0))]
     return frozenset(words)

@@ -128,7 +128,7 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     them ("echoed by security chief Ali Larijani, who downplayed ..."), or that gives
     someone else's words about them ("Ghalibaf told a rally ..., addressing Trump
     directly", "“Trump has essentially decided ...,” the sources said"), gives none."""
-    text = _text(view, cid, i)
+    text = sentence_text(view, cid, i)
     if not who:
         return False
     inside = enclosing_quotation(view, cid, i)
@@ -155,7 +155,7 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     # the same person ("The woman posts ... as Morticia Addams" + "She has said ..." +
     # "In one post, she wrote: “...”").
     for j in range(first - 1, max(-1, first - 1 - REACH), -1):
-        before = _text(view, cid, j)
+        before = sentence_text(view, cid, j)
         if who & set(tokenize(before)):
             return True
         if not _PRONOUN_SUBJECT.match(before):
@@ -166,7 +166,7 @@ def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
 def _speakers(view: IndexView, cid: int, first: int, last: int) -> list[set[str]]:
     """The terms of each attribution ("Ghalibaf told", "he added") in sentences
     `first`..`last` of chunk `cid`."""
-    quoted = " ".join(_text(view, cid, j) for j in range(first, last + 1))
+    quoted = " ".join(sentence_text(view, cid, j) for j in range(first, last + 1))
     return [
         set(tokenize(m.group(0)))
         for pattern in (_NAMED_ATTRIBUTION, _PRONOUN_ATTRIBUTION)
@@ -179,11 +179,11 @@ def enclosing_quotation(view: IndexView, cid: int, i: int) -> tuple[int, int] | 
     lies inside without opening or closing it ("We are busy trying to survive." in
     "“Iran? What Iran? We are busy …. Don’t bother me …,” Irina … told Al Jazeera"), or
     None."""
-    if _open_quotes(_text(view, cid, i)) != 0:
+    if _open_quotes(sentence_text(view, cid, i)) != 0:
         return None
     n = len(view.chunk(cid).sentences)
     for k in range(i + 1, min(n, i + 1 + QUOTE_REACH)):
-        opened = _open_quotes(_text(view, cid, k))
+        opened = _open_quotes(sentence_text(view, cid, k))
         if opened > 0:
             return None
         if opened < 0:
@@ -192,7 +192,8 @@ def enclosing_quotation(view: IndexView, cid: int, i: int) -> tuple[int, int] | 
     return None
 
 
-def _text(view: IndexView, cid: int, i: int) -> str:
+def sentence_text(view: IndexView, cid: int, i: int) -> str:
+    """The text of sentence `i` of chunk `cid`."""
     chunk = view.chunk(cid)
     s, e = chunk.sentences[i]
     return view.text(chunk.source)[s:e]
@@ -230,11 +231,11 @@ def quote_end(view: IndexView, cid: int, i: int) -> int:
     """The last sentence of the quotation sentence `i` opens (itself when closed), within
     QUOTE_REACH sentences of the chunk and its end."""
     n = len(view.chunk(cid).sentences)
-    depth = _open_quotes(_text(view, cid, i))
+    depth = _open_quotes(sentence_text(view, cid, i))
     j = i
     while depth > 0 and j + 1 < n and j - i < QUOTE_REACH:
         j += 1
-        depth += _open_quotes(_text(view, cid, j))
+        depth += _open_quotes(sentence_text(view, cid, j))
     # A quotation left open (or closed with the wrong mark, as “...lives.“) runs on to
     # the last sentence reached.
     return j
@@ -259,7 +260,7 @@ def named_after(
     words to someone by name: the very next one ("“Why rattle the sabers …?” Boris
     Bondarev … told Al Jazeera"), or a later one that repeats the description; None
     when there is none."""
-    m = _DESCRIBED.match(_text(view, cid, i))
+    m = _DESCRIBED.match(sentence_text(view, cid, i))
     if not m:
         return None
     described = set(tokenize(m.group(1)))
@@ -272,7 +273,7 @@ def named_after(
         for j in range(min(REACH, len(view.chunk(nxt).sentences)))
     ]
     for k, (c, j) in enumerate(after):
-        text = _text(view, c, j)
+        text = sentence_text(view, c, j)
         # The next sentence; in the next passage, its first, or the one after a bare
         # quotation opening it ("“Why rattle the sabers …?”" + "Boris Bondarev … told").
         next_one = k == 0 or (c != cid and j <= _opening(view, c))
@@ -289,7 +290,7 @@ def named_after(
 def _opening(view: IndexView, cid: int) -> int:
     """Index of the first sentence of chunk `cid` after a bare quotation opening it (0
     when it opens with anything else)."""
-    return quote_end(view, cid, 0) + 1 if refers_back(_text(view, cid, 0)) else 0
+    return quote_end(view, cid, 0) + 1 if refers_back(sentence_text(view, cid, 0)) else 0
 
 
 def resolve_speaker(
@@ -298,7 +299,7 @@ def resolve_speaker(
     """For a "who" question answered by sentence `i` of chunk `cid`: the span that names
     the speaker (see the module docstring), or the sentence itself; `nearby` are the
     candidate passages (the speaker of a lead may be named in the next one)."""
-    own = _text(view, cid, i)
+    own = sentence_text(view, cid, i)
     # A described speaker named right after ("A former diplomat says ..." + "Boris
     # Bondarev, a former diplomat, told ..."), whatever other names the claim holds.
     later = named_after(view, question, cid, i, nearby)
@@ -308,18 +309,18 @@ def resolve_speaker(
         return Span(cid, i, i)
     # The quotation runs on and its attribution follows ("...,” Markov wrote).
     end = quote_end(view, cid, i)
-    if end > i and names_speaker(_text(view, cid, end), question):
+    if end > i and names_speaker(sentence_text(view, cid, end), question):
         return Span(cid, i, end)
     # The speaker is named earlier in this passage ...
     for j in range(i - 1, -1, -1):
-        if names_speaker(_text(view, cid, j), question):
+        if names_speaker(sentence_text(view, cid, j), question):
             return Span(cid, j, max(i, end))
     # ... or in the passage before, which this passage's quote continues.
     prev = view.previous_chunk(cid)
     if prev is not None:
         n = len(view.chunk(prev).sentences)
         for j in range(n - 1, max(-1, n - 1 - REACH), -1):
-            text = _text(view, prev, j)
+            text = sentence_text(view, prev, j)
             if _NAMED_ATTRIBUTION.search(text) and names_speaker(text, question):
                 return Span(prev, j, j, support=cid)
     return Span(cid, i, i)
@@ -328,11 +329,11 @@ def resolve_speaker(
 def quote_start(view: IndexView, cid: int, i: int) -> int:
     """The first sentence of the quotation sentence `i` closes (itself when it closes
     none), within QUOTE_REACH sentences of the chunk."""
-    depth = _open_quotes(_text(view, cid, i))
+    depth = _open_quotes(sentence_text(view, cid, i))
     j = i
     while depth < 0 and j > 0 and i - j < QUOTE_REACH:
         j -= 1
-        depth += _open_quotes(_text(view, cid, j))
+        depth += _open_quotes(sentence_text(view, cid, j))
     return j if depth >= 0 else i
 
 
@@ -347,7 +348,7 @@ def extend_quote(
     the words itself ("Amin Sabeti told Iran International that the blackout has
     severed access ...") is the answer, not a lead-in."""
     n = len(view.chunk(cid).sentences)
-    own = _text(view, cid, i)
+    own = sentence_text(view, cid, i)
     lead_in = (
         _OPEN not in own
         and '"' not in own
@@ -356,14 +357,14 @@ def extend_quote(
     )
     if i == n - 1 and lead_in:
         for after in nearby:
-            opens = _text(view, after, 0).lstrip().startswith((_OPEN, '"'))
+            opens = sentence_text(view, after, 0).lstrip().startswith((_OPEN, '"'))
             if after != cid and opens and view.previous_chunk(after) == cid:
                 return Span(after, 0, quote_end(view, after, 0), support=cid)
     first = quote_start(view, cid, i)
     if _open_quotes(own) > 0:
         return Span(cid, first, quote_end(view, cid, i))
     if i + 1 < n:
-        after = _text(view, cid, i + 1)
+        after = sentence_text(view, cid, i + 1)
         attributed = bool(_NAMED_ATTRIBUTION.search(own) or _PRONOUN_ATTRIBUTION.search(own))
         introduces = own.rstrip().endswith(":") or (_OPEN not in own and '"' not in own)
         if (_OPEN in after or after.lstrip().startswith('"')) and introduces:

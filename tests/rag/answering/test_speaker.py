@@ -4,16 +4,12 @@ the chunker's own sentence spans, exact expected spans."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from rag.answering import speaker
-from rag.chunker import Chunk
-from rag.text import split_sentences
+from tests.rag.answering.files import FileView
 from tests.rag.answering.questions import ask
 
-SOURCE = "a.txt"
 PARAGRAPHS = [
     "Parliament speaker Mohammad Ghalibaf addressed a rally on Monday.",
     "“We have heard your threats,” Ghalibaf told the crowd. “The defenders will teach "
@@ -34,40 +30,15 @@ PARAGRAPHS = [
     "mortgage. Don’t bother me,” Irina told Al Jazeera.",
     "Zakharova spoke first. The crowd cheered. Later she wrote: “Enough.”",
 ]
-TEXT = "\n".join(PARAGRAPHS)
-
-
-@dataclass
-class FileView:
-    """The slice of IndexView that speaker resolution reads: one chunk per paragraph."""
-
-    chunks: list[Chunk]
-
-    def chunk(self, cid: int) -> Chunk:
-        return self.chunks[cid]
-
-    def text(self, source: str) -> str:
-        assert source == SOURCE
-        return TEXT
-
-    def previous_chunk(self, cid: int) -> int | None:
-        return cid - 1 if cid > 0 else None
 
 
 @pytest.fixture(scope="module")
 def view() -> FileView:
-    chunks, start = [], 0
-    for number, text in enumerate(PARAGRAPHS, 1):
-        end = start + len(text)
-        sentences = tuple(split_sentences(TEXT, start, end))
-        chunks.append(Chunk(SOURCE, number, start, end, text, 0, sentences=sentences))
-        start = end + 1
-    return FileView(chunks)
+    return FileView.of(PARAGRAPHS)
 
 
 def span_text(view: FileView, span: speaker.Span) -> str:
-    chunk = view.chunk(span.chunk_id)
-    return TEXT[chunk.sentences[span.first][0] : chunk.sentences[span.last][1]]
+    return view.span_text(span)
 
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:

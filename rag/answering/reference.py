@@ -1,0 +1,71 @@
+"""What "this X" refers to: widen a sentence that names the thing asked about only by a
+demonstrative to the sentence before it, which names it.
+
+"Which post-Soviet security alliance does the commentary say exists only on paper?" is
+best matched by "This post-Soviet NATO-like security alliance, which has existed since
+2002, functions only on paper, …", whose "this" stands for "the Collective Security
+Treaty Organization (CSTO)" at the end of the paragraph before. A careful reader quotes
+the naming sentence: the two sentences together when both are in one passage, or the
+naming sentence of the passage before, which then comes first among the citations with
+the matched passage right after it (as for a speaker, rag/answering/speaker.py).
+
+Entry point: `resolve_reference(view, question, cid, i)`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.answering.speaker import Span, sentence_text
+from rag.answering.view import IndexView
+from rag.question import Question
+from rag.text import tokenize
+
+# "Which/what <up to four words> X <auxiliary> ...": X, the thing whose identity is asked.
+_WHICH = re.compile(
+    r"^\W*(?:which|what)\s+(?:[\w’'-]+\s+){0,4}?([a-z][\w-]*)\s+"
+    r"(?:is|was|are|were|did|does|do|has|have|had|can|could|will|would)\b",
+    re.I,
+)
+# A sentence opening on a demonstrative; the words after it up to the thing it names.
+_THIS = re.compile(r"^\W*(?:this|that|these|those|such)\s+((?:[\w’'-]+[\s,]+){0,4}[\w’'-]+)", re.I)
+# A name: a capitalised word after the sentence's first (or an acronym anywhere).
+_NAME = re.compile(r"(?<=\S )[A-Z][\w’'-]+|\b[A-Z]{2,}\b")
+
+
+def asked_thing(question: Question) -> str | None:
+    """The stem of the thing a "which/what X ..." question asks to identify ("Which
+    post-Soviet security alliance does ..." -> "allianc"), or None."""
+    m = _WHICH.match(question.text)
+    if not m:
+        return None
+    terms = tokenize(m.group(1))
+    return terms[0] if terms else None
+
+
+def _names_new(text: str, question: Question) -> bool:
+    own = set(question.terms)
+    return any(set(tokenize(m.group(0))) - own for m in _NAME.finditer(text))
+
+
+def resolve_reference(view: IndexView, question: Question, cid: int, i: int) -> Span | None:
+    """For sentence `i` of chunk `cid` that opens on "this/these/such ... X", X being
+    what the question asks to identify: the span that names X (the sentence before in
+    the passage, with sentence `i`; or the last sentence of the passage before), when
+    that sentence holds a name the question does not; else None."""
+    thing = asked_thing(question)
+    if thing is None:
+        return None
+    m = _THIS.match(sentence_text(view, cid, i))
+    if not m or thing not in tokenize(m.group(1)):
+        return None
+    if i > 0:
+        before = sentence_text(view, cid, i - 1)
+        return Span(cid, i - 1, i) if _names_new(before, question) else None
+    prev = view.previous_chunk(cid)
+    if prev is None:
+        return None
+    last = len(view.chunk(prev).sentences) - 1
+    if _names_new(sentence_text(view, prev, last), question):
+        return Span(prev, last, last, support=cid)
+    return None
