@@ -94,6 +94,24 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return [(s, e) for s, e in spans if e > s]
 
 
+_ACRONYM = re.compile(r"\b[A-Z]{2,6}\b")
+# Small words a name may hold that its acronym skips ("Treaty of ...", "... and ...").
+_SKIPPED = r"(?:(?:of|and|the|for|on|in)\s+)?"
+
+
+def acronyms(text: str) -> dict[str, str]:
+    """The acronyms in `text` ("SCO", "CSTO"), by their BM25 term."""
+    return {t: m.group(0) for m in _ACRONYM.finditer(text) for t in tokenize(m.group(0))}
+
+
+def spelled_out(acronym: str, text: str) -> bool:
+    """Whether `text` writes `acronym` out: capitalised words whose initials spell it,
+    small words between them aside ("the Shanghai Cooperation Organization" for "SCO",
+    "Collective Security Treaty Organization" for "CSTO")."""
+    words = [rf"{letter}[\w’'-]*" for letter in acronym.upper()]
+    return re.search(r"\b" + rf"\s+{_SKIPPED}".join(words) + r"\b", text) is not None
+
+
 def normalise(text: str) -> str:
     """Case-folded, curly quotes and dashes folded, whitespace collapsed."""
     return " ".join(text.translate(_FOLD).casefold().split())

@@ -19,7 +19,7 @@ from rag.answering.view import IndexView
 from rag.config import AnswererConfig
 from rag.index.late import maxsim
 from rag.question import Question
-from rag.text import QUESTION_WORDS, forms, tokenize
+from rag.text import QUESTION_WORDS, acronyms, forms, spelled_out, tokenize
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,15 @@ _GENERIC_HEADS = frozenset(
 )
 
 
+def _spelled_out(phrase: tuple[str, ...], c: Candidate, x: Context) -> bool:
+    """Whether the name is an acronym of the question ("SCO") that the candidate's
+    article writes out ("the Shanghai Cooperation Organization")."""
+    acronym = acronyms(x.question.text).get(phrase[0]) if len(phrase) == 1 else None
+    return acronym is not None and spelled_out(
+        acronym, x.view.text(x.view.chunk(c.chunk_id).source)
+    )
+
+
 def _key_absent(c: Candidate, x: Context) -> float:
     """Whether the question names something no chunk of the corpus holds (the same for
     every candidate of a question: evidence for null): a name whose last term (of 3+
@@ -237,10 +246,13 @@ def _key_absent(c: Candidate, x: Context) -> float:
     World War"), but a name whose head is nowhere ("Recep Tayyip Erdogan", "Gazprom")
     is not in the articles. A generic last word ("International", "Ministry") needs the
     word before it too: "Amnesty International" is absent though "Iran International"
-    is not. The price: a modifier further out that is absent ("the Pakistani Foreign
-    Ministry") is left to the other rules."""
+    is not. An acronym that the candidate's article writes out ("SCO", "the Shanghai
+    Cooperation Organization") is not absent. The price: a modifier further out that is
+    absent ("the Pakistani Foreign Ministry") is left to the other rules."""
     for phrase in x.question.phrases:
         if any(x.view.term_idf(t) > 0 for t in ALIASES.get(phrase, ())):
+            continue
+        if _spelled_out(phrase, c, x):
             continue
         terms = [t for t in phrase if len(t) > 2 or t[0].isdigit()] or list(phrase)
         head = terms[-2:] if len(terms) > 1 and terms[-1] in _GENERIC_HEADS else terms[-1:]
@@ -254,11 +266,12 @@ def _subject_missing(c: Candidate, x: Context) -> float:
     last term of 3+ characters (its head, as for `key_absent`), in no form, there. An
     answer about China needs an article that mentions China, and one about "Iranian
     President Masoud Pezeshkian" an article that names Pezeshkian, not just a president,
-    however well another article matches the rest of the question."""
+    however well another article matches the rest of the question. An acronym the
+    article writes out ("SCO") is there."""
     present = x.view.document_terms(x.view.chunk(c.chunk_id).source)
     for phrase in x.question.phrases:
         terms = [t for t in phrase if len(t) > 2]
-        if not terms or ALIASES.get(phrase, frozenset()) & present:
+        if not terms or ALIASES.get(phrase, frozenset()) & present or _spelled_out(phrase, c, x):
             continue
         if not gates.named(terms[-1], present):
             return 1.0

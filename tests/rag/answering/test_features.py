@@ -16,7 +16,8 @@ from tests.rag.answering.questions import ask
 DOCS = {
     "iran.txt": (
         "The US warned Iran. Russia sold S-400 systems to Tehran in 2021. "
-        "Iran's oil was at stake after World War II. Iran International reported it."
+        "Iran's oil was at stake after World War II. Iran International reported it. "
+        "The Shanghai Cooperation Organization met."
     ),
     "china.txt": "China buys most of Iran's oil exports.",
 }
@@ -72,6 +73,10 @@ def values(question: str, cid: int) -> dict[str, float]:
         # "International" would not have been enough ("Iran International" is).
         ("What did Amnesty International report about Iran?", 1, 1.0, 0.0),
         ("What did Iran International report?", 1, 0.0, 0.0),
+        # An acronym the article writes out is there ("SCO" in iran.txt), in the corpus
+        # too; one written out nowhere is absent.
+        ("What did the SCO say about Iran?", 1, 0.0, 0.0),
+        ("What did the SCO say about Iran?", 0, 1.0, 1.0),
         # A name of two letters is its own head ("EU" is in no document).
         ("What did the EU tell Iran?", 1, 1.0, 0.0),
         # In the article, a longer form of a name counts ("Iranian" for "Iran"); the
