@@ -74,7 +74,11 @@ def name_phrases(question: str) -> list[tuple[str, ...]]:
     rest = " " + question.split(" ", 1)[1] if " " in question else ""
     phrases: list[tuple[str, ...]] = []
     for run in re.finditer(rf"{_NAME_WORD.pattern}(?:\s+(?:[A-Z][\w’'.-]*|\d[\d,.]*))*", rest):
-        terms = tuple(dict.fromkeys(tokenize(run.group(0))))
+        # The lower-case parts of a hyphenated word are not the name: "Russian-led"
+        # names Russia ("led" is no name to look for), "al-Assad" Assad.
+        parts = re.split(r"[\s-]+", run.group(0))
+        named = " ".join(p for p in parts if p[:1].isupper() or p[:1].isdigit())
+        terms = tuple(dict.fromkeys(tokenize(named)))
         if terms and terms not in phrases:
             phrases.append(terms)
     return phrases

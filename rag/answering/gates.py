@@ -208,6 +208,15 @@ _ROLE = re.compile(
     r"((?:[\w-]+\s+){0,2}?[\w-]+)\s+(?:of|for|behind|at|in|on)\b",
     re.I,
 )
+# What "What was the X of Y" asks to explain rather than to name: "the likely purpose of
+# the armoured vehicles" is answered by "presumably to suppress a mass civil uprising",
+# which says neither "likely" nor "purpose".
+_EXPLAINED = frozenset(
+    tokenize(
+        "purpose reason aim goal motive cause point significance meaning effect impact "
+        "consequence result outcome"
+    )
+)
 # "Who directed ...": an act, not an auxiliary nor a verb of saying (the speaker of a
 # quote is often given by "he added" only: rag/answering/speaker.py).
 _WHO_ACT = re.compile(r"^\W*who\s+([a-z]+ed)\b", re.I)
@@ -264,11 +273,12 @@ def passive_act(question: str) -> list[str]:
 
 def focus(question: Question) -> frozenset[str]:
     """The terms a sentence must hold to answer: the role or attribute of "Who/what is
-    the X of Y" (without "name"), the act of "Who VERBed", the passive act of "How many
+    the X of Y" (without "name"; none when X is a purpose, a reason, an effect ...:
+    `_EXPLAINED`), the act of "Who VERBed", the passive act of "How many
     X were VERBed" and "When was X VERBed", the superlatives."""
     words: list[str] = []
     role = _ROLE.search(question.text)
-    if role:
+    if role and not set(tokenize(role.group(1).split()[-1])) & _EXPLAINED:
         words += [t for t in tokenize(role.group(1)) if t != "name"]
     act = _WHO_ACT.search(question.text)
     if act:

@@ -8,7 +8,17 @@ import re
 
 import pytest
 
-from rag.question import DATE, DURATION, NAME, NUMBER, PLACE, QUOTE, expected_answer, key_names
+from rag.question import (
+    DATE,
+    DURATION,
+    NAME,
+    NUMBER,
+    PLACE,
+    QUOTE,
+    expected_answer,
+    key_names,
+    name_phrases,
+)
 
 
 @pytest.mark.parametrize(
@@ -84,3 +94,18 @@ def test_key_names_are_the_names_and_numbers_a_question_mentions(
     question: str, names: list[str]
 ) -> None:
     assert key_names(question) == names
+
+
+@pytest.mark.parametrize(
+    ("question", "phrases"),
+    [
+        # A run of capitalised words is one name.
+        ("What did the United States tell Iran?", [("unit", "state"), ("iran",)]),
+        # The lower-case parts of a hyphenated word are not the name.
+        ("Why did Armenia leave the Russian-led bloc?", [("armenia",), ("russian",)]),
+        ("Where did Bashar al-Assad go?", [("bashar",), ("assad",)]),
+        ("How many S-400 systems were sold?", [("400",)]),
+    ],
+)
+def test_name_phrases_keep_each_names_terms_together(question: str, phrases: list) -> None:
+    assert name_phrases(question) == phrases

@@ -141,6 +141,8 @@ def test_type_missing(question: str, sentence: str, before: str, missing: bool) 
         ("Who carried out the detention of Maduro?", set()),
         ("Which Iranian city saw the largest protest?", {"largest"}),
         ("Who is Nikita Smagin?", set()),
+        # A purpose, a reason, an effect is explained, not named.
+        ("What was the likely purpose of the armoured vehicles?", set()),
         # The passive act of "how many ... were VERBed" and "when was X VERBed".
         ("How many Iranian protesters have been sentenced to death?", {"sentenc"}),
         ("How many Russian advisers are stationed in Iran?", {"station"}),
