@@ -16,10 +16,11 @@ from rag.text import tokenize
 
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _DAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-# A year, its decade ("the early 1920s") or its century ("the 20th century").
+# A year, its decade ("the early 1920s") or its century ("the 20th century"); a time
+# relative to the report ("over the weekend", "last week").
 DATE = re.compile(
     rf"\b(?:{_MONTHS}|{_DAYS}|(?:1[89]|20)\d(?:\d|0s)|\d\d?(?:st|nd|rd|th)[ -]century"
-    r"|yesterday|ago)\b"
+    r"|yesterday|ago|weekend|(?:last|next|this)\s+(?:week|month|year))\b"
 )
 NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?"

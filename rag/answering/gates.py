@@ -1,9 +1,10 @@
 """Gates: what a sentence must hold to answer a question at all, whatever its score.
 
 - `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
-  years ago"), "how old" a number, "how long" a time or a length, "how much does it
+  years ago"), "how old" an age, "how long" a time or a length, "how much does it
   cost" a sum of money, "how much" an amount, "when" a date (a decade or a century
-  too), "the capital of", "where" and "what is the name of" a name. And the name of a
+  too, or "over the weekend"), "the capital of", "where" and "what is the name of" a
+  name. A sentence that is a question answers only what was asked. And the name of a
   thing the article mentions only unnamed ("the UN secretary-general said") is not in
   it (`name_withheld`).
 - `focus_missing`: the role, act or superlative the question turns on must be there:
@@ -51,6 +52,11 @@ MONEY = re.compile(
     r"(?:dollars?|euros?|rubles?|roubles?|rials?|yuan|pounds?)\b",
     re.I,
 )
+AGE = re.compile(
+    r"\b\d{1,3}(?:-year-old|\s+years?\s+old)\b|\baged?\s+\d{1,3}\b"
+    r"|\b(?:is|was|turned)\s+\d{1,3}\b(?![,.]?\d)|,\s*\d{1,3}\s*,",
+    re.I,
+)
 _TIME_OR_LENGTH = re.compile(
     rf"{DURATION.pattern}|\b(?:minutes?|seconds?)\b|{AMOUNT.pattern}", re.I
 )
@@ -72,7 +78,9 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
         MONEY,
     ),
     (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
-    (re.compile(r"^\W*how many\b|\bwhat is the population of\b|^\W*how old\b", re.I), NUMBER),
+    # An age: "25-year-old", "aged 25", "is 25", "Nika Shakarami, 16," (not "2022").
+    (re.compile(r"^\W*how old\b", re.I), AGE),
+    (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
     # A time ("for almost two weeks", "a 20-year partnership") or a length.
     (re.compile(r"^\W*(?:for )?how long\b", re.I), _TIME_OR_LENGTH),
     (
@@ -101,8 +109,8 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     ),
 ]
 # Looked for in the sentence itself, not with the one before: a capital named in a list
-# of countries, or "centuries of ties" just before, answers nothing.
-_OWN_SENTENCE = (_NAMED, _TIME_OR_LENGTH)
+# of countries, "centuries of ties" or another person's age just before answers nothing.
+_OWN_SENTENCE = (_NAMED, _TIME_OR_LENGTH, AGE)
 # Where the counted thing of "how many ..." ends: its verb or a preposition.
 _COUNT = re.compile(r"^\W*how many\s+(.*)", re.I)
 _COUNT_ENDS = frozenset(
@@ -183,8 +191,9 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     `sentence` (with `before`, the sentence before it, for a number or a date: "... in
     June. It was the first strike") does not hold. A name must be in the sentence itself
     (a list of countries just before is no capital), and so must a time or a length;
-    capitalised words of the question do not count as the name asked for. A sentence
-    that is a question answers only "What did X ask?" or "Who asked?" (`_ASKS_BACK`)."""
+    capitalised words of the question do not count as the name asked for, and an age
+    must be the named person's (`_age_of`). A sentence that is a question answers only
+    "What did X ask?" or "Who asked?" (`_ASKS_BACK`)."""
     if _ASKS_BACK.search(sentence) and not (
         speaker.asks_who(question) or speaker.asks_what_said(question)
     ):
@@ -195,10 +204,28 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
             own = set(question.terms)
             what = counted(question.text) if holds is NUMBER else frozenset()
             return not any(
-                set(tokenize(m.group(0))) - own and (not what or _counts(text, m, what))
+                set(tokenize(m.group(0))) - own
+                and (not what or _counts(text, m, what))
+                and (holds is not AGE or _age_of(question, text, m))
                 for m in holds.finditer(text)
             )
     return False
+
+
+# An age given by a pronoun: "She is 25", "he was 30".
+_PRONOUN_AGE = re.compile(r"(?:she|he)\s+(?:is|was|turned)\s+\d", re.I)
+
+
+def _age_of(question: Question, text: str, age: re.Match[str]) -> bool:
+    """Whether `age` in `text` is the age of whom the question names: within a few words
+    of one of their names ("the death of 22-year-old Mahsa Amini" is not Nika
+    Shakarami's age), or given by a pronoun ("She is 25"); any age when the question
+    names nobody ("How old is the woman ...?")."""
+    names = {t for phrase in question.phrases for t in phrase}
+    if not names or _PRONOUN_AGE.search(text, max(0, age.start() - 8), age.end()):
+        return True
+    near = text[max(0, age.start() - 40) : age.end() + 40]
+    return bool(names & set(tokenize(near)))
 
 
 # "Who is the current commander of ...", "What was the exchange rate of ...": the words
@@ -223,7 +250,8 @@ _WHO_ACT = re.compile(r"^\W*who\s+([a-z]+ed)\b", re.I)
 _SAYING = frozenset(
     tokenize(
         "said added warned claimed told wrote called asked argued noted stated insisted "
-        "explained predicted commented suggested replied declared echoed"
+        "explained predicted commented suggested replied declared echoed dared urged "
+        "vowed threatened boasted challenged promised pledged demanded accused"
     )
 )
 # Verbs that carry no act of their own: "Who carried out the detention of Maduro?" asks

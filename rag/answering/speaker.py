@@ -49,7 +49,7 @@ _WHO = re.compile(
     r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b"
     r"|^\W*(?:which|what) (?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){0,2}"
     r"(?:official|spokes(?:wo)?man|spokesperson|minister|diplomat|analyst|expert|politician"
-    r"|lawmaker|commentator|journalist|person|leader)s?\b(?!['’])",
+    r"|lawmaker|commentator|journalist|person|leader|woman|man|women|men)s?\b(?!['’])",
     re.I,
 )
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
@@ -311,9 +311,11 @@ def resolve_speaker(
     end = quote_end(view, cid, i)
     if end > i and names_speaker(sentence_text(view, cid, end), question):
         return Span(cid, i, end)
-    # The speaker is named earlier in this passage ...
+    # The speaker is named earlier in this passage (not by a sentence whose own speaker
+    # is elsewhere: "“All American centers …,” he added." names no one) ...
     for j in range(i - 1, -1, -1):
-        if names_speaker(sentence_text(view, cid, j), question):
+        before = sentence_text(view, cid, j)
+        if names_speaker(before, question) and not refers_back(before):
             return Span(cid, j, max(i, end))
     # ... or in the passage before, which this passage's quote continues.
     prev = view.previous_chunk(cid)

@@ -59,6 +59,10 @@ def test_expected_answer_type(question: str, expects: re.Pattern[str] | None) ->
         (DATE, "It began in late December 2025.", "December"),
         (DATE, "on Monday", "Monday"),
         (DATE, "two weeks ago", "ago"),
+        # A time relative to the report.
+        (DATE, "Araghchi reached out over the weekend", "weekend"),
+        (DATE, "A Times report last week", "last week"),
+        (DATE, "a week of protests", None),
         (DATE, "a population of 2025000", None),  # digits inside a number are no year
         (NUMBER, "dozens were hurt", "dozens"),
         (NUMBER, "at least 40 dead", "4"),

@@ -72,6 +72,27 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         # "How old" a number; "how long" a time or a length, in the sentence itself.
         ("How old is the woman?", "She is 25 and lives in Canada.", "", False),
         ("How old is the woman?", "She lives in Canada.", "", True),
+        # An age, not any number; the named person's, in the sentence itself.
+        ("How old is the woman?", "She lives in Canada since 2019.", "", True),
+        (
+            "How old was Mahsa Amini?",
+            "It followed the death of 22-year-old Mahsa Amini.",
+            "",
+            False,
+        ),
+        (
+            "How old was Nika Shakarami?",
+            "It recalled Nika Shakarami, a young protester.",
+            "It followed the death of 22-year-old Mahsa Amini. ",
+            True,
+        ),
+        ("How old was Nika Shakarami?", "Nika Shakarami, 16, was killed.", "", False),
+        (
+            "How old was Nika Shakarami?",
+            "It followed the death of 22-year-old Mahsa Amini.",
+            "",
+            True,
+        ),
         ("How long did Moscow stay silent?", "For almost two weeks, Moscow was silent.", "", False),
         ("How long is the border?", "The border runs for 700 kilometres.", "", False),
         (
@@ -137,6 +158,8 @@ def test_type_missing(question: str, sentence: str, before: str, missing: bool) 
         ("Who directed the film Malèna?", {"direct"}),
         # A verb of saying: "he added" names the speaker elsewhere.
         ("Who warned that all bases would be targets?", set()),
+        # A speech act ("dared", "urged") is a verb of saying too.
+        ("Who dared Trump to come and see?", set()),
         # A light verb carries no act: the detention is what is asked about.
         ("Who carried out the detention of Maduro?", set()),
         ("Which Iranian city saw the largest protest?", {"largest"}),
