@@ -89,8 +89,10 @@ def scored_candidates(
 ) -> list[tuple[Candidate, dict[str, float]]]:
     """Every candidate with its features by name (what the scorers, and the training of
     the learned one, read)."""
-    context = Context(view, question, config)
-    return [(c, features(c, context)) for c in candidates(view, question, hits, by_id, config)]
+    found = candidates(view, question, hits, by_id, config)
+    sources = tuple(dict.fromkeys(view.chunk(c.chunk_id).source for c in found))
+    context = Context(view, question, config, sources)
+    return [(c, features(c, context)) for c in found]
 
 
 def gated(values: dict[str, float], config: AnswererConfig) -> bool:

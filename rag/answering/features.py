@@ -45,6 +45,9 @@ class Context:
     view: IndexView
     question: Question
     config: AnswererConfig
+    # The files of all the candidate passages (a question's name may be withheld in one
+    # of them and the candidate come from another).
+    sources: tuple[str, ...] = ()
 
 
 Feature = Callable[[Candidate, Context], float]
@@ -281,7 +284,8 @@ def _subject_missing(c: Candidate, x: Context) -> float:
 def _type_missing(c: Candidate, x: Context) -> float:
     """Whether the sentence (with the one before it) lacks what the question asks for:
     a number of what it counts, a date, a sum, an amount, a name (rag/answering/
-    gates.py), or its article mentions the thing whose name is asked only unnamed."""
+    gates.py), or the candidates' articles mention the thing whose name is asked only
+    unnamed."""
     chunk = x.view.chunk(c.chunk_id)
     before = chunk.sentences[c.sentence - 1][0] if c.sentence else None
     text = x.view.text(chunk.source)
@@ -289,7 +293,9 @@ def _type_missing(c: Candidate, x: Context) -> float:
         gates.type_missing(
             x.question, text[c.start : c.end], text[before : c.start] if before is not None else ""
         )
-        or gates.name_withheld(x.question, text)
+        or gates.name_withheld(
+            x.question, [x.view.text(s) for s in dict.fromkeys((chunk.source, *x.sources))]
+        )
     )
 
 

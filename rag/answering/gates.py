@@ -20,6 +20,7 @@ names, and what gives them away is the one thing asked that the text never state
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from rag.answering import speaker
@@ -376,24 +377,27 @@ def _new_name(word: str, own: frozenset[str]) -> bool:
     return bool(terms) and not terms <= own
 
 
-def name_withheld(question: Question, article: str) -> bool:
-    """Whether `article` mentions the thing whose name the question asks ("What is the
-    name of the UN secretary-general ...?") but never names it: no mention of its head
-    word has a new name next to it, before or after ("the Marinera tanker", "the
-    North-South Transport Corridor", "the tanker Marinera", "Secretary-General, Antonio
-    Guterres"), as "The UN secretary-general said ..." has not. Near-topic questions
-    ask for such a detail that the articles omit; an article that never mentions the
-    thing is left to the other gates."""
+def name_withheld(question: Question, articles: Iterable[str]) -> bool:
+    """Whether the `articles` (those of the top passages) mention the thing whose name
+    the question asks ("What is the name of the UN secretary-general ...?") but none
+    names it: no mention of its head word has a new name next to it, before or after
+    ("the Marinera tanker", "the North-South Transport Corridor", "the tanker Marinera",
+    "Secretary-General, Antonio Guterres"), as "The UN secretary-general said ..." has
+    not. Near-topic questions ask for such a detail that the articles omit; when no
+    article mentions the thing, the other gates decide."""
     head = named_thing(question.text)
     if head is None:
         return False
-    return _withheld(head, frozenset(question.terms), article)
+    own = frozenset(question.terms)
+    mentions = {_mention(head, own, article) for article in articles}
+    return "unnamed" in mentions and "named" not in mentions
 
 
 @lru_cache(maxsize=64)
-def _withheld(head: str, own: frozenset[str], article: str) -> bool:
-    """`name_withheld` for a head word (cached: every candidate sentence of an article
-    asks the same)."""
+def _mention(head: str, own: frozenset[str], article: str) -> str:
+    """How `article` mentions the thing of head word `head`: "named" (a new name next
+    to a mention), "unnamed" (mentions, none named) or "absent" (cached: every candidate
+    sentence of a question asks the same)."""
     stems = set(tokenize(head))
     words = list(_WORD.finditer(article))
     mentioned = False
@@ -409,11 +413,11 @@ def _withheld(head: str, own: frozenset[str], article: str) -> bool:
             and re.fullmatch(r"[\s,]*", article[words[j].end() : words[j + 1].start()])
         ):
             if _new_name(words[j].group(0), own):
-                return False
+                return "named"
             if not words[j].group(0)[0].isupper():
                 break
             j -= 1
         after = _WORD.match(article, _JOIN.match(article, word.end()).end())
         if after and _new_name(after.group(0), own):
-            return False
-    return mentioned
+            return "named"
+    return "unnamed" if mentioned else "absent"

@@ -252,4 +252,13 @@ _CORRIDOR = "What is the name of the transport corridor?"
 def test_name_withheld_when_the_article_mentions_the_thing_unnamed(
     question: str, article: str, withheld: bool
 ) -> None:
-    assert gates.name_withheld(ask(question), article) is withheld
+    assert gates.name_withheld(ask(question), [article]) is withheld
+
+
+def test_a_name_withheld_in_one_article_and_given_in_none_is_withheld() -> None:
+    unnamed = "The UN secretary-general said he was shocked."
+    named = "The UN Secretary-General, Antonio Guterres, said so."
+    elsewhere = "The protests spread to Tehran."
+    assert gates.name_withheld(ask(_UN), [elsewhere, unnamed]) is True
+    assert gates.name_withheld(ask(_UN), [unnamed, named]) is False
+    assert gates.name_withheld(ask(_UN), [elsewhere]) is False
