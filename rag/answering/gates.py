@@ -78,7 +78,12 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
         ),
         MONEY,
     ),
-    (re.compile(r"^\W*how much\b|^\W*what amount\b", re.I), AMOUNT),
+    (
+        re.compile(
+            r"^\W*how much\b|^\W*what (?:amount|percentage|share|proportion|fraction)\b", re.I
+        ),
+        AMOUNT,
+    ),
     # An age: "25-year-old", "aged 25", "is 25", "Nika Shakarami, 16," (not "2022").
     (re.compile(r"^\W*how old\b", re.I), AGE),
     (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
@@ -96,7 +101,14 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     (re.compile(r"\bcapital (?:city )?of\b", re.I), _NAMED),
     # "What is the name of the UN secretary-general ...?" needs a name too: a sentence
     # that says only "the UN secretary-general said" does not give it.
-    (re.compile(r"^\W*what (?:is|was|are|were) (?:the )?names? of\b", re.I), _NAMED),
+    (
+        re.compile(
+            r"^\W*what (?:is|was|are|were) (?:the )?names? of\b"
+            r"|^\W*what (?:is|was|are|were) .+ (?:called|named)\W*$",
+            re.I,
+        ),
+        _NAMED,
+    ),
     # "Where ...", "In which country ..." need a name too: "a meeting in the coming
     # days" says when, not where. Any name, not only one after "in" or "to": "places such
     # as Hungary, Bavaria, and Latvia" says where.
@@ -330,7 +342,9 @@ def focus_missing(question: Question, text: str) -> bool:
 # "What is the name of X ...?", "Which model of X ...?": the words of X follow.
 _NAME_OF = re.compile(
     r"^\W*(?:what|which)\s+(?:(?:is|was|are|were)\s+(?:the\s+)?names?|models?|makes?)\s+of\s+"
-    r"(?:the\s+|an?\s+)?(.+)",
+    r"(?:the\s+|an?\s+)?(.+)"
+    # "What is the transport corridor called?"
+    r"|^\W*what\s+(?:is|was|are|were)\s+(?:the\s+|an?\s+)?(.+?)\s+(?:called|named)\W*$",
     re.I,
 )
 # Where the words of X end: a relative pronoun, an auxiliary, a preposition, an article.
@@ -347,7 +361,7 @@ def named_thing(question: str) -> str | None:
     m = _NAME_OF.match(question)
     if not m:
         return None
-    words = re.findall(r"[\w’'-]+", m.group(1))
+    words = re.findall(r"[\w’'-]+", m.group(1) or m.group(2))
     head = None
     for i, word in enumerate(words):
         following = words[i + 1] if i + 1 < len(words) else ""

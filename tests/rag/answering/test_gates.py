@@ -57,6 +57,9 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         ("What price per barrel does China pay?", "China buys around 80% of the oil.", "", True),
         ("How much did the plant cost to build?", "It cost $2 billion.", "", False),
         ("How much did the plant cost to build?", "It took 20 years to build.", "", True),
+        # A share is an amount.
+        ("What share of the oil does China buy?", "China buys most of the oil.", "", True),
+        ("What share of the oil does China buy?", "China buys around 80% of it.", "", False),
         # Any amount for another "how much".
         ("How much of Iran's oil does China buy?", "China buys around 80% of the oil.", "", False),
         # A date for "when"; the question's own words are not it.
@@ -134,6 +137,14 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         ("Why did Russia send troops?", "Send its troops to Iran?", "", True),
         ("What did Bondarev ask about the troops?", "Send its troops to Iran?", "", False),
         ("Who asked about sending troops?", "“Send its troops to Iran?”", "", False),
+        # "What is X called?" asks for a name too.
+        ("What is the transport corridor called?", "Lavrov listed transport corridors.", "", True),
+        (
+            "What is the transport corridor called?",
+            "It runs along the North-South Transport Corridor.",
+            "",
+            False,
+        ),
         # A number of what "members of" counts.
         (
             "How many members of the security forces have died?",
@@ -218,6 +229,7 @@ def test_focus_missing(question: str, text: str, missing: bool) -> None:
         # ... one that a noun follows is part of the thing.
         ("What was the name of the short-lived Soviet state in Gilan?", "state"),
         ("Who is the UN secretary-general?", None),
+        ("What is the transport corridor Lavrov cited called?", "corridor"),
     ],
 )
 def test_named_thing_is_the_head_of_what_is_named(question: str, head: str | None) -> None:
