@@ -63,6 +63,15 @@ _TIME_OR_LENGTH = re.compile(
 )
 # A name inside a sentence: a capitalised word after a lower-case word or a comma.
 _NAMED = re.compile(r"(?<=[a-z,] )[A-Z][a-z]{2,}")
+
+
+def names_new(question: Question, text: str) -> bool:
+    """Whether `text` names something (a capitalised word inside a sentence, `_NAMED`)
+    that the question does not."""
+    own = set(question.terms)
+    return any(set(tokenize(m.group(0))) - own for m in _NAMED.finditer(text))
+
+
 # Questions whose answer must hold a number, a date, a sum, an amount or a name (of a
 # place, of what "the name of" asks): a sentence without one does not answer them,
 # however well it matches ("What is the population of Brazil?" answered with a sentence

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from rag.answering import gates
 from rag.answering.speaker import Span, sentence_text
 from rag.answering.view import IndexView
 from rag.question import Question
@@ -29,8 +30,6 @@ _WHICH = re.compile(
 )
 # A sentence opening on a demonstrative; the words after it up to the thing it names.
 _THIS = re.compile(r"^\W*(?:this|that|these|those|such)\s+((?:[\w’'-]+[\s,]+){0,4}[\w’'-]+)", re.I)
-# A name: a capitalised word after the sentence's first (or an acronym anywhere).
-_NAME = re.compile(r"(?<=\S )[A-Z][\w’'-]+|\b[A-Z]{2,}\b")
 
 
 def asked_thing(question: Question) -> str | None:
@@ -41,11 +40,6 @@ def asked_thing(question: Question) -> str | None:
         return None
     terms = tokenize(m.group(1))
     return terms[0] if terms else None
-
-
-def _names_new(text: str, question: Question) -> bool:
-    own = set(question.terms)
-    return any(set(tokenize(m.group(0))) - own for m in _NAME.finditer(text))
 
 
 def resolve_reference(view: IndexView, question: Question, cid: int, i: int) -> Span | None:
@@ -61,11 +55,11 @@ def resolve_reference(view: IndexView, question: Question, cid: int, i: int) -> 
         return None
     if i > 0:
         before = sentence_text(view, cid, i - 1)
-        return Span(cid, i - 1, i) if _names_new(before, question) else None
+        return Span(cid, i - 1, i) if gates.names_new(question, before) else None
     prev = view.previous_chunk(cid)
     if prev is None:
         return None
     last = len(view.chunk(prev).sentences) - 1
-    if _names_new(sentence_text(view, prev, last), question):
+    if gates.names_new(question, sentence_text(view, prev, last)):
         return Span(prev, last, last, support=cid)
     return None
