@@ -1,12 +1,12 @@
 """Gates: what a sentence must hold to answer a question at all, whatever its score.
 
 - `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
-  years ago"), "how old" an age, "how long" a time or a length, "how much does it
-  cost" a sum of money, "how much" an amount, "when" a date (a decade or a century
-  too, or "over the weekend"), "the capital of", "where" and "what is the name of" a
-  name. A sentence that is a question answers only what was asked. And the name of a
-  thing the article mentions only unnamed ("the UN secretary-general said") is not in
-  it (`name_withheld`).
+  years ago"), "how old" the named person's age, "how long" a time or a length, "how
+  much does it cost" a sum of money, "how much" and "what share" an amount, "when" a
+  date (a decade or a century too, or "over the weekend"), "the capital of", "where",
+  "what is the name of" and "what is X called" a name. A sentence that is a question
+  answers only what was asked. And the name of a thing the articles mention only
+  unnamed ("the UN secretary-general said") is not in them (`name_withheld`).
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
   "directed", "How many ... have been sentenced" "sentenced", "When was X overthrown"
@@ -235,7 +235,7 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
 
 
 # An age given by a pronoun: "She is 25", "he was 30".
-_PRONOUN_AGE = re.compile(r"(?:she|he)\s+(?:is|was|turned)\s+\d", re.I)
+_PRONOUN_AGE = re.compile(r"\b(?:she|he)\s+(?:is|was|turned)\s+\d", re.I)
 
 
 def _age_of(question: Question, text: str, age: re.Match[str]) -> bool:

@@ -90,6 +90,7 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             True,
         ),
         ("How old was Nika Shakarami?", "Nika Shakarami, 16, was killed.", "", False),
+        ("How old was Nika Shakarami?", "She was 16 when she was killed.", "", False),
         (
             "How old was Nika Shakarami?",
             "It followed the death of 22-year-old Mahsa Amini.",
