@@ -90,7 +90,22 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             True,
         ),
         ("How old was Nika Shakarami?", "Nika Shakarami, 16, was killed.", "", False),
-        ("How old was Nika Shakarami?", "She was 16 when she was killed.", "", False),
+        (
+            "How old was Nika Shakarami?",
+            "She was 16 when she was killed.",
+            "Nika Shakarami was a protester. ",
+            False,
+        ),
+        # A date, a count or an age comes with one of the question's names, in the
+        # sentence or the one before.
+        (
+            "In which year did Iran join BRICS?",
+            "One member, Armenia, froze its membership in 2024.",
+            "The CSTO functions only on paper. ",
+            True,
+        ),
+        ("In which year did Iran join BRICS?", "Iran joined BRICS in 2024.", "", False),
+        ("When did the protests begin?", "They began on December 28.", "", False),
         (
             "How old was Nika Shakarami?",
             "It followed the death of 22-year-old Mahsa Amini.",
