@@ -164,6 +164,8 @@ def widen(
         return speaker.extend_quote(view, question, c.chunk_id, c.sentence, nearby)
     if config.use_reference:
         named = reference.resolve_reference(view, question, c.chunk_id, c.sentence)
+        if named is None:
+            named = reference.continued(view, c.chunk_id, c.sentence)
         if named is not None:
             return named
     return speaker.Span(c.chunk_id, c.sentence, c.sentence)

@@ -129,8 +129,9 @@ class AnswererConfig:
     use_speaker: bool = True
     # "What did X say" takes the quotation after the lead-in, whole.
     use_quote: bool = True
-    # "Which X ..." answered by "This X ..." takes the sentence before, which names X
-    # (rag/answering/reference.py).
+    # "Which X ..." answered by "This X ..." takes the sentence before, which names X,
+    # and a short claim the next sentence that goes on about it (rag/answering/
+    # reference.py).
     use_reference: bool = True
     # Null when the question names something (a name, a number) no chunk holds.
     use_absence: bool = True

@@ -9,7 +9,12 @@ the naming sentence: the two sentences together when both are in one passage, or
 naming sentence of the passage before, which then comes first among the citations with
 the matched passage right after it (as for a speaker, rag/answering/speaker.py).
 
-Entry point: `resolve_reference(view, question, cid, i)`.
+The other way round, a short sentence that the next one goes on about ("The Russian
+response to these scenarios is, almost certainly, excluded." + "This is suggested by
+Moscow's behaviour in several similar situations …") is answered with both: the claim
+and what it rests on.
+
+Entry points: `resolve_reference(view, question, cid, i)`, `continued(view, cid, i)`.
 """
 
 from __future__ import annotations
@@ -63,3 +68,19 @@ def resolve_reference(view: IndexView, question: Question, cid: int, i: int) -> 
     if gates.names_new(question, sentence_text(view, prev, last)):
         return Span(prev, last, last, support=cid)
     return None
+
+
+# A sentence that goes on about the one before: "It lies in ...", "This is suggested by".
+_GOES_ON = re.compile(r"^\W*(?:it|this|that|these|they|such)\b", re.I)
+# Up to this many words, a sentence is a claim whose substance may be in the next one.
+SHORT = 12
+
+
+def continued(view: IndexView, cid: int, i: int) -> Span | None:
+    """Sentence `i` of chunk `cid` with the next one, when it is short (SHORT words at
+    most) and the next one, in the same passage, goes on about it; else None."""
+    if i + 1 >= len(view.chunk(cid).sentences):
+        return None
+    if len(sentence_text(view, cid, i).split()) > SHORT:
+        return None
+    return Span(cid, i, i + 1) if _GOES_ON.match(sentence_text(view, cid, i + 1)) else None

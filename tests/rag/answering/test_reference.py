@@ -15,6 +15,9 @@ PARAGRAPHS = [
     "Moscow backs many partners. Its oldest ally is Armenia. This ally froze its membership.",
     "Moscow backs many partners. These partners get little help.",
     "This alliance meets rarely.",
+    "A response is excluded. This is suggested by past cases. Other claims follow here.",
+    "A sentence that keeps on going with many more words than a short claim has. This "
+    "goes on about it.",
 ]
 ALLIANCE = "Which post-Soviet security alliance does the author say exists only on paper?"
 
@@ -61,3 +64,14 @@ def test_this_x_inside_a_passage_takes_both_sentences(view: FileView) -> None:
 )
 def test_no_reference_is_resolved(view: FileView, question: str, cid: int, sentence: int) -> None:
     assert reference.resolve_reference(view, ask(question), cid, sentence) is None
+
+
+def test_a_short_claim_takes_the_next_sentence_that_goes_on_about_it(view: FileView) -> None:
+    span = reference.continued(view, 5, 0)
+    assert span is not None
+    assert view.span_text(span) == "A response is excluded. This is suggested by past cases."
+    # The next sentence does not go on about it ("Other claims ..."), or there is none.
+    assert reference.continued(view, 5, 1) is None
+    assert reference.continued(view, 5, 2) is None
+    # A long sentence stands alone.
+    assert reference.continued(view, 6, 0) is None
