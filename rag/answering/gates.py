@@ -214,9 +214,7 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     June. It was the first strike") does not hold. A name must be in the sentence itself
     (a list of countries just before is no capital), and so must a time or a length;
     capitalised words of the question do not count as the name asked for, and an age
-    must be the named person's (`_age_of`). A date, a count, a sum, an amount or an age
-    must come with one of the question's names, in the sentence or the one before
-    (`_about`). A sentence that is a question answers only
+    must be the named person's (`_age_of`). A sentence that is a question answers only
     "What did X ask?" or "Who asked?" (`_ASKS_BACK`)."""
     if _ASKS_BACK.search(sentence) and not (
         speaker.asks_who(question) or speaker.asks_what_said(question)
@@ -227,8 +225,6 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
             text = sentence if holds in _OWN_SENTENCE else before + sentence
             own = set(question.terms)
             what = counted(question.text) if holds is NUMBER else frozenset()
-            if holds in _ABOUT_A_NAME and not _about(question, before + sentence):
-                return True
             return not any(
                 set(tokenize(m.group(0))) - own
                 and (not what or _counts(text, m, what))
@@ -236,21 +232,6 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
                 for m in holds.finditer(text)
             )
     return False
-
-
-# Answer types that are facts about something the question may name: a date, a count,
-# a sum, an amount, an age.
-_ABOUT_A_NAME = (DATE, NUMBER, MONEY, AMOUNT, AGE)
-
-
-def _about(question: Question, text: str) -> bool:
-    """Whether `text` mentions one of the names of the question (its head, in some
-    form), or the question names nothing: "In which year did Iran become a member of
-    BRICS?" is not answered by a year in a sentence about Armenia and the CSTO."""
-    if not question.phrases:
-        return True
-    present = frozenset(tokenize(text))
-    return any(named(phrase[-1], present) for phrase in question.phrases)
 
 
 # An age given by a pronoun: "She is 25", "he was 30".

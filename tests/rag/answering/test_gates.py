@@ -96,16 +96,15 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             "Nika Shakarami was a protester. ",
             False,
         ),
-        # A date, a count or an age comes with one of the question's names, in the
-        # sentence or the one before.
+        # A date need not come with the question's names: articles write "the
+        # country" for Iran ("Protests ... erupted on December 28 ... across the
+        # country").
         (
-            "In which year did Iran join BRICS?",
-            "One member, Armenia, froze its membership in 2024.",
-            "The CSTO functions only on paper. ",
-            True,
+            "When did the protests in Iran begin?",
+            "Protests erupted on December 28 and spread across the country.",
+            "",
+            False,
         ),
-        ("In which year did Iran join BRICS?", "Iran joined BRICS in 2024.", "", False),
-        ("When did the protests begin?", "They began on December 28.", "", False),
         (
             "How old was Nika Shakarami?",
             "It followed the death of 22-year-old Mahsa Amini.",
