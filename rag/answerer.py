@@ -165,7 +165,7 @@ def widen(
     if config.use_reference:
         named = reference.resolve_reference(view, question, c.chunk_id, c.sentence)
         if named is None:
-            named = reference.continued(view, c.chunk_id, c.sentence)
+            named = reference.continued(view, question, c.chunk_id, c.sentence)
         if named is not None:
             return named
     return speaker.Span(c.chunk_id, c.sentence, c.sentence)

@@ -14,7 +14,8 @@ response to these scenarios is, almost certainly, excluded." + "This is suggeste
 Moscow's behaviour in several similar situations …") is answered with both: the claim
 and what it rests on.
 
-Entry points: `resolve_reference(view, question, cid, i)`, `continued(view, cid, i)`.
+Entry points: `resolve_reference(view, question, cid, i)`, `continued(view, question,
+cid, i)`.
 """
 
 from __future__ import annotations
@@ -71,15 +72,18 @@ def resolve_reference(view: IndexView, question: Question, cid: int, i: int) -> 
 
 
 # A sentence that goes on about the one before: "It lies in ...", "This is suggested by".
-_GOES_ON = re.compile(r"^\W*(?:it|this|that|these|they|such)\b", re.I)
+_GOES_ON = re.compile(r"^\W*(?:it|this|that|these|such)\b", re.I)
 # Up to this many words, a sentence is a claim whose substance may be in the next one.
 SHORT = 12
 
 
-def continued(view: IndexView, cid: int, i: int) -> Span | None:
+def continued(view: IndexView, question: Question, cid: int, i: int) -> Span | None:
     """Sentence `i` of chunk `cid` with the next one, when it is short (SHORT words at
-    most) and the next one, in the same passage, goes on about it; else None."""
-    if i + 1 >= len(view.chunk(cid).sentences):
+    most) and the next one, in the same passage, goes on about it; else None. Not for a
+    question that asks for a date, a number or a name (`Question.expects`): the
+    sentence that holds it is the answer ("The protests began in late December 2025."
+    needs no "They spread fast.")."""
+    if question.expects is not None or i + 1 >= len(view.chunk(cid).sentences):
         return None
     if len(sentence_text(view, cid, i).split()) > SHORT:
         return None

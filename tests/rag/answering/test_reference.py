@@ -67,11 +67,14 @@ def test_no_reference_is_resolved(view: FileView, question: str, cid: int, sente
 
 
 def test_a_short_claim_takes_the_next_sentence_that_goes_on_about_it(view: FileView) -> None:
-    span = reference.continued(view, 5, 0)
+    why = ask("Why is a response excluded?")
+    span = reference.continued(view, why, 5, 0)
     assert span is not None
     assert view.span_text(span) == "A response is excluded. This is suggested by past cases."
     # The next sentence does not go on about it ("Other claims ..."), or there is none.
-    assert reference.continued(view, 5, 1) is None
-    assert reference.continued(view, 5, 2) is None
+    assert reference.continued(view, why, 5, 1) is None
+    assert reference.continued(view, why, 5, 2) is None
     # A long sentence stands alone.
-    assert reference.continued(view, 6, 0) is None
+    assert reference.continued(view, why, 6, 0) is None
+    # A question for a date, a number or a name is answered by the sentence holding it.
+    assert reference.continued(view, ask("When was a response excluded?"), 5, 0) is None
