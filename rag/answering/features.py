@@ -293,8 +293,9 @@ def _type_missing(c: Candidate, x: Context) -> float:
         gates.type_missing(
             x.question, text[c.start : c.end], text[before : c.start] if before is not None else ""
         )
+        # Lazy: the articles are only read for a question that asks for a name.
         or gates.name_withheld(
-            x.question, [x.view.text(s) for s in dict.fromkeys((chunk.source, *x.sources))]
+            x.question, (x.view.text(s) for s in dict.fromkeys((chunk.source, *x.sources)))
         )
     )
 
