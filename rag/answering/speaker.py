@@ -2,8 +2,11 @@
 
 - A "who" question whose best sentence names nobody ("... ,” he added.", a bare quote)
   is answered with the sentence that names the speaker: the span from that sentence to
-  the quote when both are in one passage, or the naming sentence of the passage before,
-  which then comes first among the citations with the quote's passage right after it.
+  the quote when both are in one passage, or the naming sentence of the passage before
+  ("President Trump urged ..."), which then comes first among the citations with the
+  quote's passage right after it. When no sentence names them, a pronoun ("she says")
+  takes the sentence before, which describes them ("an elderly woman ..."). A sentence
+  that says who, by a description ("The UN secretary-general said"), stays alone.
 - A quotation that runs on ("Nexta TV commented: “This isn’t shock value." + "It’s a
   blunt political gesture ...”") is kept whole, up to its closing mark, and so is the
   attribution that follows it ("..., Markov wrote on Telegram").
@@ -30,7 +33,8 @@ _VERBS = (
     r"said|says|say|added|adds|wrote|writes|told|tells|asked|asks|argued|argues|argue"
     r"|warned|warns|warn|noted|notes|note|commented|claimed|stated|insisted|insists"
     r"|explained|explains|was quoted|is heard saying|predicted|predicts|suggested|suggests"
-    r"|believes|believe"
+    r"|believes|believe|urged|urges|vowed|vows|threatened|threatens|pledged|demanded"
+    r"|accused|declared|replied|responded"
 )
 _PRONOUN = r"(?:he|she|they|it|we|i|you|the sources?)"
 # A sentence attributed to someone named: "Larijani was quoted as saying", "Nexta TV
@@ -40,6 +44,12 @@ _NAMED_ATTRIBUTION = re.compile(
     rf"(?:\s+[A-Z][\w’'.-]+)*(?:,[^“”\"]{{0,120}}?,)?\s+(?:{_VERBS})\b"
     rf"|\b(?:{_VERBS})\s+(?!(?:He|She|They|It|The)\b)[A-Z][\w’'.-]+"
 )
+# A sentence whose speaker it describes rather than names: "The UN secretary-general
+# said he was “shocked”", "European officials warned". The "who" is here, though no
+# capitalised name is.
+_DESCRIBED_ATTRIBUTION = re.compile(
+    rf"\b(?!(?:he|she|they|it|we|i|you|who|which|that)\b)[a-z][\w’'-]+\s+(?:{_VERBS})\b"
+)
 # A sentence that names its speaker only by a pronoun, or is a quote with no speaker.
 _PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
 _OPEN, _CLOSE = "“", "”"
@@ -47,6 +57,9 @@ _OPEN, _CLOSE = "“", "”"
 # the minister say ...", which asks for the words, nor "What is the minister's ...".
 _WHO = re.compile(
     r"^\s*(?:who|whose|whom)\b|\bwho (?:said|says|wrote|warned|asked)\b"
+    # After a phrase that sets the scene: "According to the commentary, who ...".
+    r"|^\W*(?:in|on|at|after|before|during|according to|besides|apart from|along with"
+    r"|beyond|unlike|like)\b[^?]*?,\s*(?:who|whose|whom)\b"
     r"|^\W*(?:which|what) (?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){0,2}"
     r"(?:official|spokes(?:wo)?man|spokesperson|minister|diplomat|analyst|expert|politician"
     r"|lawmaker|commentator|journalist|person|leader|woman|man|women|men)s?\b(?!['’])",
@@ -305,7 +318,9 @@ def resolve_speaker(
     later = named_after(view, question, cid, i, nearby)
     if later is not None:
         return later
-    if names_speaker(own, question) and not refers_back(own):
+    if not refers_back(own) and (
+        names_speaker(own, question) or _DESCRIBED_ATTRIBUTION.search(own)
+    ):
         return Span(cid, i, i)
     # The quotation runs on and its attribution follows ("...,” Markov wrote).
     end = quote_end(view, cid, i)
@@ -325,6 +340,10 @@ def resolve_speaker(
             text = sentence_text(view, prev, j)
             if _NAMED_ATTRIBUTION.search(text) and names_speaker(text, question):
                 return Span(prev, j, j, support=cid)
+    # Named nowhere near, but described in the sentence before, which the pronoun points
+    # back to ("... shows an elderly woman with white hair ..." + "..., she says, ...").
+    if i > 0 and _PRONOUN_ATTRIBUTION.search(own):
+        return Span(cid, i - 1, max(i, end))
     return Span(cid, i, i)
 
 
