@@ -12,7 +12,9 @@ the matched passage right after it (as for a speaker, rag/answering/speaker.py).
 The other way round, a short sentence that the next one goes on about ("The Russian
 response to these scenarios is, almost certainly, excluded." + "This is suggested by
 Moscow's behaviour in several similar situations …") is answered with both: the claim
-and what it rests on.
+and what it rests on. So is a sentence of any length whose next one opens on "these/
+this X", X being a word of the question ("... in Syria, Libya, and Africa, ..." +
+"These ventures produced mixed results ..." for "the outcome of Russia's ventures").
 
 Entry points: `resolve_reference(view, question, cid, i)`, `continued(view, question,
 cid, i)`.
@@ -78,13 +80,21 @@ SHORT = 12
 
 
 def continued(view: IndexView, question: Question, cid: int, i: int) -> Span | None:
-    """Sentence `i` of chunk `cid` with the next one, when it is short (SHORT words at
-    most) and the next one, in the same passage, goes on about it; else None. Not for a
+    """Sentence `i` of chunk `cid` with the next one, in the same passage, when that one
+    goes on about it and either this one is short (SHORT words at most) or the next one
+    opens on "this/these X" with X a word of the question; else None. Not for a
     question that asks for a date, a number or a name (`Question.expects`): the
     sentence that holds it is the answer ("The protests began in late December 2025."
     needs no "They spread fast.")."""
     if question.expects is not None or i + 1 >= len(view.chunk(cid).sentences):
         return None
+    after = sentence_text(view, cid, i + 1)
+    # "These ventures produced mixed results" after the sentence naming the ventures that
+    # "the outcome of Russia's ventures" asks about: the next sentence is about the thing
+    # asked, whatever the length of this one.
+    this = _THIS.match(after)
+    if this and set(tokenize(this.group(1))) & set(question.terms):
+        return Span(cid, i, i + 1)
     if len(sentence_text(view, cid, i).split()) > SHORT:
         return None
-    return Span(cid, i, i + 1) if _GOES_ON.match(sentence_text(view, cid, i + 1)) else None
+    return Span(cid, i, i + 1) if _GOES_ON.match(after) else None

@@ -18,6 +18,8 @@ PARAGRAPHS = [
     "A response is excluded. This is suggested by past cases. Other claims follow here.",
     "A sentence that keeps on going with many more words than a short claim has. This "
     "goes on about it.",
+    "Russia intervened in Syria, Libya and Africa after the war, in a long campaign lasting "
+    "many years. These ventures produced mixed results.",
 ]
 ALLIANCE = "Which post-Soviet security alliance does the author say exists only on paper?"
 
@@ -78,3 +80,16 @@ def test_a_short_claim_takes_the_next_sentence_that_goes_on_about_it(view: FileV
     assert reference.continued(view, why, 6, 0) is None
     # A question for a date, a number or a name is answered by the sentence holding it.
     assert reference.continued(view, ask("When was a response excluded?"), 5, 0) is None
+
+
+def test_a_sentence_takes_the_next_one_that_goes_on_about_the_thing_asked(
+    view: FileView,
+) -> None:
+    # "These ventures ..." is about the ventures the question asks about: it is taken
+    # after a long sentence too.
+    outcome = ask("What was the outcome of Russia's ventures in Syria?")
+    span = reference.continued(view, outcome, 7, 0)
+    assert span is not None
+    assert view.span_text(span).endswith("These ventures produced mixed results.")
+    # A question that does not name the ventures: the long sentence stands alone.
+    assert reference.continued(view, ask("What did Russia do in Syria and Libya?"), 7, 0) is None
