@@ -10,7 +10,8 @@
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
   "directed", "How many ... have been sentenced" "sentenced", "When was X overthrown"
-  "overthrow(n)", "... the largest protest" "largest".
+  "overthrow(n)", "... the largest protest" "largest" (or "biggest": superlatives that
+  say the same count as one). A speech act ("blamed", "urged") is no act to look for.
 
 A sentence that fails a gate only answers when no candidate passes it, and then the
 answer is null (rag/answerer.py): near-topic questions share the articles' topic and
@@ -273,7 +274,8 @@ _SAYING = frozenset(
     tokenize(
         "said added warned claimed told wrote called asked argued noted stated insisted "
         "explained predicted commented suggested replied declared echoed dared urged "
-        "vowed threatened boasted challenged promised pledged demanded accused"
+        "vowed threatened boasted challenged promised pledged demanded accused blamed "
+        "criticised criticized condemned denounced praised"
     )
 )
 # Verbs that carry no act of their own: "Who carried out the detention of Maduro?" asks
@@ -338,14 +340,28 @@ def focus(question: Question) -> frozenset[str]:
     return frozenset(words)
 
 
+# Superlatives that say the same ("the biggest customer" is "the largest buyer").
+_SAME_SUPERLATIVE = [
+    frozenset(tokenize("largest biggest greatest")),
+    frozenset(tokenize("deadliest bloodiest")),
+]
+
+
+def _alternatives(term: str) -> frozenset[str]:
+    """The terms that stand for a focus term: its forms ("write" -> wrote, written) and
+    the superlatives that say the same."""
+    same = [group for group in _SAME_SUPERLATIVE if term in group]
+    return forms(term).union(*same)
+
+
 def focus_missing(question: Question, text: str) -> bool:
     """Whether `text` lacks a term of the question's `focus` (in any form: "commander" /
-    "commanders")."""
+    "commanders"; "biggest" / "largest")."""
     need = focus(question)
     if not need:
         return False
     present = frozenset(tokenize(text))
-    return not all(any(named(f, present) for f in forms(t)) for t in need)
+    return not all(any(named(f, present) for f in _alternatives(t)) for t in need)
 
 
 # "What is the name of X ...?", "Which model of X ...?": the words of X follow.

@@ -186,6 +186,8 @@ def test_type_missing(question: str, sentence: str, before: str, missing: bool) 
         ("Who warned that all bases would be targets?", set()),
         # A speech act ("dared", "urged") is a verb of saying too.
         ("Who dared Trump to come and see?", set()),
+        # So is blaming: "X said: “... provocateurs ...”" says who blamed them.
+        ("Who blamed armed provocateurs for the violence?", set()),
         # A light verb carries no act: the detention is what is asked about.
         ("Who carried out the detention of Maduro?", set()),
         ("Which Iranian city saw the largest protest?", {"largest"}),
@@ -221,6 +223,10 @@ def test_focus(question: str, focus: set) -> None:
         ),
         ("Who directed the film Malèna?", "Malèna, directed by Giuseppe Tornatore.", False),
         ("Which city saw the largest protest?", "Protests resumed in Tehran.", True),
+        # A superlative that says the same.
+        ("Which country is the biggest customer for oil?", "China, its largest customer.", False),
+        ("Which was the bloodiest day?", "The deadliest day was Friday.", False),
+        ("Which country is the biggest customer for oil?", "China, its oldest customer.", True),
         ("Who is Nikita Smagin?", "Nikita Smagin is an expert.", False),
         # Any form of the act: the noun "overthrow", the base "build" of "built".
         ("When was Bashar al-Assad overthrown?", "The overthrow of Assad in 2024.", False),
