@@ -37,6 +37,9 @@ _VERBS = (
     r"|accused|declared|replied|responded"
 )
 _PRONOUN = r"(?:he|she|they|it|we|i|you|the sources?)"
+# What may stand between a subject and its verb of saying: "She has said", "he also
+# warned", "they reportedly told".
+_AUXILIARY = r"has|have|had|also|later|then|once|\w+ly"
 # A sentence attributed to someone named: "Larijani was quoted as saying", "Nexta TV
 # commented:", "Irina, a mother of two ..., told Al Jazeera", "said Sabeti".
 _NAMED_ATTRIBUTION = re.compile(
@@ -48,10 +51,11 @@ _NAMED_ATTRIBUTION = re.compile(
 # said he was “shocked”", "European officials warned". The "who" is here, though no
 # capitalised name is.
 _DESCRIBED_ATTRIBUTION = re.compile(
-    rf"\b(?!(?:he|she|they|it|we|i|you|who|which|that)\b)[a-z][\w’'-]+\s+(?:{_VERBS})\b"
+    rf"\b(?!(?:he|she|they|it|we|i|you|who|which|that|{_AUXILIARY})\b)[a-z][\w’'-]+"
+    rf"\s+(?:{_VERBS})\b"
 )
 # A sentence that names its speaker only by a pronoun, or is a quote with no speaker.
-_PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:{_VERBS})\b", re.I)
+_PRONOUN_ATTRIBUTION = re.compile(rf"\b{_PRONOUN}\s+(?:(?:{_AUXILIARY})\s+)?(?:{_VERBS})\b", re.I)
 _OPEN, _CLOSE = "“", "”"
 # "Who ...", "Which Russian official ...", "the analyst who said ..."; not "What did
 # the minister say ...", which asks for the words, nor "What is the minister's ...".
@@ -62,7 +66,9 @@ _WHO = re.compile(
     r"|beyond|unlike|like)\b[^?]*?,\s*(?:who|whose|whom)\b"
     r"|^\W*(?:which|what) (?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){0,2}"
     r"(?:official|spokes(?:wo)?man|spokesperson|minister|diplomat|analyst|expert|politician"
-    r"|lawmaker|commentator|journalist|person|leader|woman|man|women|men)s?\b(?!['’])",
+    r"|lawmaker|commentator|journalist|person|leader|woman|man|women|men|user|activist"
+    r"|protester|blogger|writer|author|reporter|scholar|academic|lecturer|professor"
+    r"|researcher)s?\b(?!['’])",
     re.I,
 )
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
@@ -233,9 +239,14 @@ def names_speaker(text: str, question: Question) -> bool:
     return False
 
 
+# Quoted words, to the closing mark or the end of the sentence: "you have threatened"
+# inside a quotation attributes nothing.
+_QUOTED = re.compile(r"“[^”]*(?:”|$)|\"[^\"]*(?:\"|$)")
+
+
 def refers_back(text: str) -> bool:
     """A sentence whose speaker is elsewhere: "..., he added", or a bare quotation."""
-    if _PRONOUN_ATTRIBUTION.search(text):
+    if _PRONOUN_ATTRIBUTION.search(_QUOTED.sub(" ", text)):
         return True
     return text.lstrip().startswith((_OPEN, '"')) and not _NAMED_ATTRIBUTION.search(text)
 
