@@ -10,7 +10,8 @@
 - A quotation that runs on ("Nexta TV commented: “This isn’t shock value." + "It’s a
   blunt political gesture ...”") is kept whole, up to its closing mark, and so is the
   attribution that follows it ("..., Markov wrote on Telegram").
-- "What did X say?" answered by a lead-in that names X takes in the quotation after it;
+- "What did X say?" (or "According to X, what ...?") answered by a lead-in that names X
+  takes in the quotation after it, and a sentence that opens a quotation runs to its end;
   before that, the answerer prefers the sentences that give X's words (`said_by`) over
   those that only describe X.
 
@@ -104,8 +105,15 @@ def asks_who(question: Question) -> bool:
     return bool(_WHO.search(question.text))
 
 
+# "According to J.K. Rowling, what do ...": what someone's words say.
+_ACCORDING = re.compile(r"^\W*according to\b[^,?]*,\s*(?:what|how)\b", re.I)
+
+
 def asks_what_said(question: Question) -> bool:
-    return bool(_WHAT_SAID.search(question.text)) or question.expects is QUOTE
+    return (
+        bool(_WHAT_SAID.search(question.text) or _ACCORDING.search(question.text))
+        or question.expects is QUOTE
+    )
 
 
 # "What did X say/add/warn ...": X, the words between the auxiliary and the verb.

@@ -123,6 +123,9 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
     assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
     assert not speaker.asks_what_said(ask("When did the protests begin?"))
+    # "According to X, what ...": what X's words say; not "According to X, when ...".
+    assert speaker.asks_what_said(ask("According to J.K. Rowling, what do they not care about?"))
+    assert not speaker.asks_what_said(ask("According to the report, when did it begin?"))
 
 
 @pytest.mark.parametrize(
