@@ -113,6 +113,8 @@ class Choice:
     # whether to answer is decided on the strongest evidence; which sentence answers,
     # also on who said it.
     strongest: dict[str, float]
+    # "What did X say?" with no sentence that gives X's words: the answer is null.
+    unsaid: bool = False
 
 
 def best_candidate(
@@ -127,7 +129,8 @@ def best_candidate(
     thing, a date...) only wins when no sentence has it, and then the answer is null.
     "What did X say?" prefers the sentences that give X's words over those that only
     describe X (rag/answering/speaker.py, `said_by`), and "What did X add?" those of
-    them that say "added"."""
+    them that say "added"; when none gives X's words, the answer is null (`unsaid`),
+    unless X is the article or its author ("What does the PSIA analysis say ...?")."""
     scorer = make_scorer(config)
     who = speaker.sayer(question) if config.use_quote else frozenset()
     verb = speaker.said_as(question) if who else None
@@ -146,7 +149,9 @@ def best_candidate(
     # max() keeps the first of equal keys: the earlier candidate wins a tie.
     key, c, values = max(ranked, key=lambda r: r[0])
     strongest = max((r for r in ranked if r[0][0] == key[0]), key=lambda r: r[0][3])
-    return Choice(c, values, strongest[2])
+    # "What did X say ...?" when no sentence gives X's words: X is quoted nowhere near.
+    unsaid = config.use_quote and speaker.quotes_someone(question) and not key[1]
+    return Choice(c, values, strongest[2], unsaid)
 
 
 def widen(
@@ -191,6 +196,7 @@ def extract_answer(
         (config.use_absence and values["key_absent"] > 0)
         or (config.use_subject and values["subject_missing"] > 0)
         or gated(values, config)
+        or chosen.unsaid
     )
     if strength < scorer.threshold or absent:
         return Answer(

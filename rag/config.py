@@ -127,7 +127,8 @@ class AnswererConfig:
     # A "who" question answered by a sentence that names nobody takes the sentence
     # naming the speaker (rag/answering/speaker.py).
     use_speaker: bool = True
-    # "What did X say" takes the quotation after the lead-in, whole.
+    # "What did X say" takes the quotation after the lead-in, whole, and is null when no
+    # sentence gives X's words (X being someone quoted, not the article or its author).
     use_quote: bool = True
     # "Which X ..." answered by "This X ..." takes the sentence before, which names X,
     # and a short claim the next sentence that goes on about it (rag/answering/

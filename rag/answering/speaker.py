@@ -147,6 +147,21 @@ def sayer(question: Question) -> frozenset[str]:
     return frozenset(t for w in re.findall(r"\b[A-Z][\w’'.-]*", m.group(1)) for t in tokenize(w))
 
 
+# "What does the PSIA analysis say", "How does the commentary on Moscow's allies
+# describe": X is the article itself or its author, whose words are the whole text.
+_THE_ARTICLE = re.compile(
+    r"\b(?:analysis|piece|article|commentary|column|op-ed|editorial|lecturer|author|writer)\b",
+    re.I,
+)
+
+
+def quotes_someone(question: Question) -> bool:
+    """Whether "What did X say ...?" names an X whose words the articles quote, not the
+    article itself or its author ("the PSIA analysis", "the commentary on ...")."""
+    m = _SAYER.search(question.text)
+    return bool(m) and bool(sayer(question)) and not _THE_ARTICLE.search(m.group(1))
+
+
 def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:
     """Whether sentence `i` of chunk `cid` gives words of `who`: it quotes or reports
     speech ("...,” Larijani was quoted as saying", "Bondarev told Al Jazeera that") and

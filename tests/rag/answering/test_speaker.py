@@ -306,3 +306,20 @@ def test_she_has_said_is_no_described_speaker(view: FileView) -> None:
     # sentence before names her.
     q = ask("Which X user says she was arrested in 2019?")
     assert speaker.resolve_speaker(view, q, 22, 1) == speaker.Span(22, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("question", "someone"),
+    [
+        ("What has Volodymyr Zelenskyy said about the protests?", True),
+        ("What did Ali Larijani say about Trump's warnings?", True),
+        # The article or its author, whose words the whole text is.
+        ("What does the PSIA analysis say the crisis is embedded in?", False),
+        ("How does the commentary on Moscow's allies describe the regime?", False),
+        ("What does the PSIA lecturer write about Khamenei?", False),
+        # No name: "the minister" is no one to look for.
+        ("What did the minister say?", False),
+    ],
+)
+def test_quotes_someone(question: str, someone: bool) -> None:
+    assert speaker.quotes_someone(ask(question)) is someone
