@@ -69,15 +69,17 @@ def values(question: str, cid: int) -> dict[str, float]:
         ("What did Russia sell to Tehran Gas?", 1, 1.0, 1.0),
         # The article must hold a name's head: "Tehran" is in it, "Times" is not.
         ("What did the Tehran Times report about Iran?", 1, 1.0, 1.0),
-        # A generic last word needs the word before it: "Amnesty" is in no document,
-        # "International" would not have been enough ("Iran International" is).
-        ("What did Amnesty International report about Iran?", 1, 1.0, 0.0),
+        # A generic last word needs the word before it, in the corpus and in the
+        # article: "Amnesty" is in neither, "International" would not have been enough
+        # ("Iran International" is).
+        ("What did Amnesty International report about Iran?", 1, 1.0, 1.0),
         ("What did Iran International report?", 1, 0.0, 0.0),
         # An acronym the article writes out is there ("SCO" in iran.txt), in the corpus
         # too; one written out nowhere is absent.
         ("What did the SCO say about Iran?", 1, 0.0, 0.0),
         ("What did the SCO say about Iran?", 0, 1.0, 1.0),
-        # A name of two letters is its own head ("EU" is in no document).
+        # A name of two letters is its own head ("EU" is in no document); the
+        # article-wide check leaves such names out (subject_missing).
         ("What did the EU tell Iran?", 1, 1.0, 0.0),
         # In the article, a longer form of a name counts ("Iranian" for "Iran"); the
         # corpus-wide check is exact: a form no chunk uses counts as absent.
