@@ -156,10 +156,18 @@ _THE_ARTICLE = re.compile(
 
 
 def quotes_someone(question: Question) -> bool:
-    """Whether "What did X say ...?" names an X whose words the articles quote, not the
-    article itself or its author ("the PSIA analysis", "the commentary on ...")."""
+    """Whether "What did X say ...?" asks for the words of an X the articles quote: not
+    the article itself or its author ("the PSIA analysis", "the commentary on ..."), and
+    not a number, a date or a name that X reports ("How many people does Iran
+    International say were killed?": the outlet may be the article's own, and the type
+    gate decides)."""
     m = _SAYER.search(question.text)
-    return bool(m) and bool(sayer(question)) and not _THE_ARTICLE.search(m.group(1))
+    return (
+        bool(m)
+        and bool(sayer(question))
+        and not _THE_ARTICLE.search(m.group(1))
+        and question.expects in (None, QUOTE)
+    )
 
 
 def said_by(view: IndexView, cid: int, i: int, who: frozenset[str]) -> bool:

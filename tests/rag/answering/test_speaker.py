@@ -319,6 +319,8 @@ def test_she_has_said_is_no_described_speaker(view: FileView) -> None:
         ("What does the PSIA lecturer write about Khamenei?", False),
         # No name: "the minister" is no one to look for.
         ("What did the minister say?", False),
+        # A number X reports: the type gate decides, X may be the article's outlet.
+        ("How many people does Iran International say were killed?", False),
     ],
 )
 def test_quotes_someone(question: str, someone: bool) -> None:
