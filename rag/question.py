@@ -22,6 +22,14 @@ DATE = re.compile(
     rf"\b(?:{_MONTHS}|{_DAYS}|(?:1[89]|20)\d(?:\d|0s)|\d\d?(?:st|nd|rd|th)[ -]century"
     r"|yesterday|ago|weekend|(?:last|next|this)\s+(?:week|month|year))\b"
 )
+# Dates of one granularity, for "On what date / which day", "In which month", "In what
+# year": a year alone does not say on what date; a weekday or "3 January" does.
+DAY = re.compile(
+    rf"\b(?:(?:{_MONTHS})\s+\d{{1,2}}|\d{{1,2}}\s+(?:{_MONTHS})|{_DAYS}|yesterday|today)\b"
+    r"|\b(?:19|20)\d\d-\d\d-\d\d\b"
+)
+MONTH = re.compile(rf"\b(?:{_MONTHS}|(?:last|next|this)\s+month)\b")
+YEAR = re.compile(r"\b(?:(?:1[89]|20)\d\d|(?:last|next|this)\s+year)\b")
 NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?"
     r"|millions?|billions?)\b",

@@ -3,7 +3,8 @@
 - `type_missing`: "how many X" needs a number of X ("more than 400 bodies", not "four
   years ago"), "how old" the named person's age, "how long" a time or a length, "how
   much does it cost" a sum of money, "how much" and "what share" an amount, "when" a
-  date (a decade or a century too, or "over the weekend"), "the capital of", "where",
+  date (a decade or a century too, or "over the weekend"), "on what date" a day, "in
+  which month" a month, "in what year" a year, "the capital of", "where",
   "what is the name of" and "what is X called" a name. A sentence that is a question
   answers only what was asked. And the name of a thing the articles mention only
   unnamed ("the UN secretary-general said") is not in them (`name_withheld`).
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from rag.answering import speaker
-from rag.question import DATE, DURATION, NUMBER, Question
+from rag.question import DATE, DAY, DURATION, MONTH, NUMBER, YEAR, Question
 from rag.text import IRREGULAR_PARTICIPLES, forms, tokenize
 
 
@@ -99,13 +100,12 @@ _GATED: list[tuple[re.Pattern[str], re.Pattern[str]]] = [
     (re.compile(r"^\W*how many\b|\bwhat is the population of\b", re.I), NUMBER),
     # A time ("for almost two weeks", "a 20-year partnership") or a length.
     (re.compile(r"^\W*(?:for )?how long\b", re.I), _TIME_OR_LENGTH),
-    (
-        re.compile(
-            r"^\W*(?:(?:on|in|by)\s+)?(?:when\b|(?:what|which)\s+(?:date|day|year|month)\b)",
-            re.I,
-        ),
-        DATE,
-    ),
+    # "On what date / which day", "In which month", "In what year": a date of that
+    # granularity ("On what date did Mahsa Amini die?" is not answered by "2022").
+    (re.compile(r"^\W*(?:(?:on|by|until|since)\s+)?(?:what|which)\s+(?:date|day)\b", re.I), DAY),
+    (re.compile(r"^\W*(?:(?:in|by|until|since)\s+)?(?:what|which)\s+month\b", re.I), MONTH),
+    (re.compile(r"^\W*(?:(?:in|by|until|since)\s+)?(?:what|which)\s+year\b", re.I), YEAR),
+    (re.compile(r"^\W*(?:(?:on|in|by)\s+)?when\b", re.I), DATE),
     # A place name inside a sentence, after a lower-case word or a comma (not a label
     # such as "DESIGN Human capital ...").
     (re.compile(r"\bcapital (?:city )?of\b", re.I), _NAMED),
@@ -183,7 +183,7 @@ def counted(question: str) -> frozenset[str]:
     delivered?" -> batteri; "How many people live in Iran?" -> peopl, live; "How many
     members of the security forces died?" -> secur, forc). Numbers and one-letter pieces
     of a name ("S-400") are not what is counted."""
-    m = _COUNT.match(question)
+    m = _COUNT.match(asked(question))
     if not m:
         return frozenset()
     run: list[str] = []
@@ -209,6 +209,18 @@ def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
 _ASKS_BACK = re.compile(r"\?[”\"’']?\s*$")
 
 
+# "Roughly how many ...", "About how much ...": the same question as without.
+_APPROXIMATELY = re.compile(
+    r"^\W*(?:roughly|about|approximately|around|exactly|precisely)\s+(?=how\b)", re.I
+)
+
+
+def asked(question: str) -> str:
+    """The question's words from its question word on: "Roughly how many people
+    attended?" asks "how many people attended?"."""
+    return _APPROXIMATELY.sub("", question)
+
+
 def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     """Whether the question needs a number, a date, a sum, an amount or a name that
     `sentence` (with `before`, the sentence before it, for a number or a date: "... in
@@ -222,7 +234,7 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
     ):
         return True
     for asks, holds in _GATED:
-        if asks.search(question.text):
+        if asks.search(asked(question.text)):
             text = sentence if holds in _OWN_SENTENCE else before + sentence
             own = set(question.terms)
             what = counted(question.text) if holds is NUMBER else frozenset()

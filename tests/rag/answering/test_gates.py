@@ -19,6 +19,7 @@ from tests.rag.answering.questions import ask
             {"iranian", "secur", "personnel"},
         ),
         ("Why is it hard to know how many people attended?", set()),
+        ("Roughly how many people attended?", {"peopl", "attend"}),
         # "members of X" counts X.
         ("How many members of the security forces have died?", {"secur", "forc"}),
     ],
@@ -148,6 +149,17 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         ("On what date were the tankers seized?", "The tankers were seized.", "", True),
         ("On what date were the tankers seized?", "They were seized on January 7.", "", False),
         ("In which month did he resign?", "He resigned in protest.", "", True),
+        # ... of their granularity: a year is no date, a day is no year.
+        ("On what date did Mahsa Amini die?", "She died in 2022.", "", True),
+        ("On which day did Markov post it?", "Markov wrote on Sunday.", "", False),
+        ("On what date was it published?", "date 2026-01-20 The loud cheers ...", "", False),
+        ("In which month did he resign?", "He resigned in 2022.", "", True),
+        ("In which month did he resign?", "He resigned in February.", "", False),
+        ("In what year did Russia enter Syria?", "Russia entered Syria on Monday.", "", True),
+        ("In what year did Russia enter Syria?", "Russia entered Syria in 2015.", "", False),
+        # "Roughly how many" asks "how many".
+        ("Roughly how many people attended?", "The rally was held on Monday.", "", True),
+        ("Roughly how many people attended?", "About 5,000 people attended.", "", False),
         # A sentence that is a question states nothing, but is what someone asked.
         ("Why did Russia send troops?", "Send its troops to Iran?", "", True),
         ("What did Bondarev ask about the troops?", "Send its troops to Iran?", "", False),
