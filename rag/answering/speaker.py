@@ -6,7 +6,9 @@
   ("President Trump urged ..."), which then comes first among the citations with the
   quote's passage right after it. When no sentence names them, a pronoun ("she says")
   takes the sentence before, which describes them ("an elderly woman ..."). A sentence
-  that says who, by a description ("The UN secretary-general said"), stays alone.
+  that says who, by a description ("The UN secretary-general said"), stays alone. A
+  sentence that goes on with or closes a quotation opened before it takes the speaker of
+  the quotation's first sentence; names inside the quoted words are nobody's speaker.
 - A quotation that runs on ("Nexta TV commented: “This isn’t shock value." + "It’s a
   blunt political gesture ...”") is kept whole, up to its closing mark, and so is the
   attribution that follows it ("..., Markov wrote on Telegram").
@@ -262,7 +264,9 @@ def names_speaker(text: str, question: Question) -> bool:
         terms = set(tokenize(m.group(0)))
         if terms - set(question.terms) - set(tokenize(_VERBS.replace("|", " "))):
             return True
-    for m in NAME.finditer(text):
+    # A name inside the quoted words is not whose words they are ("Threaten President
+    # Trump …?” he asked").
+    for m in NAME.finditer(outside_quotes(text)):
         if not m.group(0).startswith(("The ", "A ", "An ")) and set(tokenize(m.group(0))) - set(
             question.terms
         ):
@@ -275,9 +279,18 @@ def names_speaker(text: str, question: Question) -> bool:
 _QUOTED = re.compile(r"“[^”]*(?:”|$)|\"[^\"]*(?:\"|$)")
 
 
+def outside_quotes(text: str) -> str:
+    """`text` without its quoted words: those between marks, those after an opening mark
+    left open, and those before a closing mark whose quotation opened in an earlier
+    sentence ("… lose interest in Russia?” he asked" -> " he asked")."""
+    if _CLOSE in text.split(_OPEN, 1)[0]:
+        text = " " + text.split(_CLOSE, 1)[1]
+    return _QUOTED.sub(" ", text)
+
+
 def refers_back(text: str) -> bool:
     """A sentence whose speaker is elsewhere: "..., he added", or a bare quotation."""
-    if _PRONOUN_ATTRIBUTION.search(_QUOTED.sub(" ", text)):
+    if _PRONOUN_ATTRIBUTION.search(outside_quotes(text)):
         return True
     return text.lstrip().startswith((_OPEN, '"')) and not _NAMED_ATTRIBUTION.search(text)
 
@@ -354,6 +367,18 @@ def resolve_speaker(
     """For a "who" question answered by sentence `i` of chunk `cid`: the span that names
     the speaker (see the module docstring), or the sentence itself; `nearby` are the
     candidate passages (the speaker of a lead may be named in the next one)."""
+    # A sentence that goes on with, or closes, a quotation opened before it ("I have been
+    # dead for 47 years.”" after "..., she says, ...: “I am not afraid."): its speaker
+    # is the quotation's, found from the sentence that opens it.
+    opened = quote_start(view, cid, i)
+    inside = enclosing_quotation(view, cid, i)
+    if inside is not None:
+        opened = inside[0]
+    if opened < i:
+        span = resolve_speaker(view, question, cid, opened, nearby)
+        if span.chunk_id != cid:
+            return span
+        return Span(cid, span.first, max(span.last, i))
     own = sentence_text(view, cid, i)
     # A described speaker named right after ("A former diplomat says ..." + "Boris
     # Bondarev, a former diplomat, told ..."), whatever other names the claim holds.

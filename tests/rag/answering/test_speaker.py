@@ -38,6 +38,8 @@ PARAGRAPHS = [
     "Monitoring group NetBlocks said connectivity remained near zero.",
     "Reactions intensified. The UN secretary-general said he was “shocked” and urged restraint.",
     "The woman posts on X as Morticia Addams. She has said she was arrested in 2019.",
+    "Another clip shows an elderly woman chanting. In the footage, she says: “I am not "
+    "afraid. I have been dead for 47 years.”",
 ]
 
 
@@ -52,7 +54,7 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
     counts = [len(c.sentences) for c in view.chunks]
-    assert counts == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2, 6, 3, 1, 2, 1, 1, 2, 1, 2, 2]
+    assert counts == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2, 6, 3, 1, 2, 1, 1, 2, 1, 2, 2, 3]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -182,6 +184,9 @@ def test_said_as_matches_the_forms_of_the_verb_asked_for() -> None:
         ("Smagin argues that Moscow is cautious.", True),
         # ... a noun that looks like one does not ("Soviet states").
         ("She drew on the mantra of the former Soviet states of Georgia and Ukraine.", False),
+        # A name inside the quoted words is not the speaker's.
+        ("Threaten President Trump to lose interest in the ‘deal’?” he asked.", False),
+        ("“Threaten President Trump?” he asked.", False),
     ],
 )
 def test_names_speaker(text: str, named: bool) -> None:
@@ -325,3 +330,12 @@ def test_she_has_said_is_no_described_speaker(view: FileView) -> None:
 )
 def test_quotes_someone(question: str, someone: bool) -> None:
     assert speaker.quotes_someone(ask(question)) is someone
+
+
+def test_a_sentence_closing_a_quotation_takes_the_speaker_of_its_opening(
+    view: FileView,
+) -> None:
+    # "I have been dead for 47 years.”" closes the quotation "..., she says: “I am not
+    # afraid.", whose "she" is described in the sentence before.
+    q = ask("Who said she had been dead for 47 years?")
+    assert speaker.resolve_speaker(view, q, 23, 2) == speaker.Span(23, 0, 2)
