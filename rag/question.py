@@ -30,6 +30,9 @@ DAY = re.compile(
 )
 MONTH = re.compile(rf"\b(?:{_MONTHS}|(?:last|next|this)\s+month)\b")
 YEAR = re.compile(r"\b(?:(?:1[89]|20)\d\d|(?:last|next|this)\s+year)\b")
+# A month or a year by name or number, to compare the question's with a sentence's.
+MONTH_NAME = re.compile(rf"\b(?:{_MONTHS})\b")
+YEAR_NUMBER = re.compile(r"\b(?:1[89]|20)\d\d\b")
 NUMBER = re.compile(
     r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?"
     r"|millions?|billions?)\b",

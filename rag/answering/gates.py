@@ -6,7 +6,8 @@
   date (a decade or a century too, or "over the weekend"), "on what date" a day, "in
   which month" a month, "in what year" a year, "the capital of", "where",
   "what is the name of" and "what is X called" a name. A sentence that is a question
-  answers only what was asked. And the name of a thing the articles mention only
+  answers only what was asked, and one dated in another month or year than the question
+  pins answers another event (`dated_otherwise`). And the name of a thing the articles mention only
   unnamed ("the UN secretary-general said") is not in them (`name_withheld`).
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
@@ -26,7 +27,17 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from rag.answering import speaker
-from rag.question import DATE, DAY, DURATION, MONTH, NUMBER, YEAR, Question
+from rag.question import (
+    DATE,
+    DAY,
+    DURATION,
+    MONTH,
+    MONTH_NAME,
+    NUMBER,
+    YEAR,
+    YEAR_NUMBER,
+    Question,
+)
 from rag.text import IRREGULAR_PARTICIPLES, forms, tokenize
 
 
@@ -233,6 +244,8 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
         speaker.asks_who(question) or speaker.asks_what_said(question)
     ):
         return True
+    if dated_otherwise(question.text, sentence):
+        return True
     for asks, holds in _GATED:
         if asks.search(asked(question.text)):
             text = sentence if holds in _OWN_SENTENCE else before + sentence
@@ -244,6 +257,19 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
                 and (holds is not AGE or _age_of(question, text, m))
                 for m in holds.finditer(text)
             )
+    return False
+
+
+def dated_otherwise(question: str, sentence: str) -> bool:
+    """Whether the question pins its event to a month or a year that `sentence` does not
+    hold while it dates its own fact in another: "How many people were killed during
+    Iran's November 2019 protests?" is not answered by "... killed across Iran on
+    January 8 and 9"."""
+    for pattern in (MONTH_NAME, YEAR_NUMBER):
+        asked = {m.group(0) for m in pattern.finditer(question)}
+        stated = {m.group(0) for m in pattern.finditer(sentence)}
+        if asked and stated and not asked & stated:
+            return True
     return False
 
 

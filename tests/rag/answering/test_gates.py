@@ -157,6 +157,19 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         ("In which month did he resign?", "He resigned in February.", "", False),
         ("In what year did Russia enter Syria?", "Russia entered Syria on Monday.", "", True),
         ("In what year did Russia enter Syria?", "Russia entered Syria in 2015.", "", False),
+        # A sentence that dates its fact in another month than the question's.
+        (
+            "How many people were killed in the November 2019 protests?",
+            "At least 2,000 people were killed on January 8.",
+            "",
+            True,
+        ),
+        (
+            "How many people were killed in the November 2019 protests?",
+            "At least 300 people were killed in November 2019.",
+            "",
+            False,
+        ),
         # "Roughly how many" asks "how many".
         ("Roughly how many people attended?", "The rally was held on Monday.", "", True),
         ("Roughly how many people attended?", "About 5,000 people attended.", "", False),
@@ -307,3 +320,28 @@ def test_a_name_withheld_in_one_article_and_given_in_none_is_withheld() -> None:
     assert gates.name_withheld(ask(_UN), [elsewhere, unnamed]) is True
     assert gates.name_withheld(ask(_UN), [unnamed, named]) is False
     assert gates.name_withheld(ask(_UN), [elsewhere]) is False
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "otherwise"),
+    [
+        (
+            "How many people were killed during Iran's November 2019 protests?",
+            "At least 2,000 people have been killed across Iran on January 8 and 9.",
+            True,
+        ),
+        (
+            "How many people were killed during Iran's November 2019 protests?",
+            "In November 2019, hundreds were killed.",
+            False,
+        ),
+        # No date in the sentence: nothing contradicts the question's.
+        ("How many people were killed in November?", "Hundreds were killed.", False),
+        # A question that pins no date.
+        ("When did the protests begin?", "They began on January 8.", False),
+        ("What did Russia do in 2015?", "Russia entered Syria in 2015 and left in 2024.", False),
+        ("What did Russia do in 2015?", "In 2024 Russia left Syria.", True),
+    ],
+)
+def test_dated_otherwise(question: str, sentence: str, otherwise: bool) -> None:
+    assert gates.dated_otherwise(question, sentence) is otherwise
