@@ -7,8 +7,9 @@
   which month" a month, "in what year" a year, "the capital of", "where",
   "what is the name of" and "what is X called" a name. A sentence that is a question
   answers only what was asked, and one dated in another month or year than the question
-  pins answers another event (`dated_otherwise`). And the name of a thing the articles mention only
-  unnamed ("the UN secretary-general said") is not in them (`name_withheld`).
+  pins answers another event (`dated_otherwise`). And the name of a thing the articles
+  mention only unnamed ("the UN secretary-general said") is not in them
+  (`name_withheld`).
 - `focus_missing`: the role, act or superlative the question turns on must be there:
   "Who is the current commander of ...?" needs "commander", "Who directed ...?"
   "directed", "How many ... have been sentenced" "sentenced", "When was X overthrown"
