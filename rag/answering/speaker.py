@@ -142,11 +142,17 @@ def said_as(question: Question) -> re.Pattern[str] | None:
 
 def sayer(question: Question) -> frozenset[str]:
     """The terms of the capitalised words naming X in "What did X say ...?" ("Ali
-    Larijani" -> ali, larijani); empty when X is no name ("the minister")."""
+    Larijani" -> ali, larijani); empty when X is no name ("the minister", "Iran's
+    parliament speaker": a possessive before a lower-case role is whose X is, not X)."""
     m = _SAYER.search(question.text)
     if not m:
         return frozenset()
-    return frozenset(t for w in re.findall(r"\b[A-Z][\w’'.-]*", m.group(1)) for t in tokenize(w))
+    x = _OWNER.sub("", m.group(1))
+    return frozenset(t for w in re.findall(r"\b[A-Z][\w’'.-]*", x) for t in tokenize(w))
+
+
+# "Iran's parliament speaker": a capitalised possessive before a lower-case word.
+_OWNER = re.compile(r"\b[A-Z][\w.-]*['’]s?(?=\s+[a-z])")
 
 
 # "What does the PSIA analysis say", "How does the commentary on Moscow's allies

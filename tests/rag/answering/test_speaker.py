@@ -158,6 +158,10 @@ def test_refers_back(text: str, back: bool) -> None:
         # X is no name: no preference, the scores decide.
         ("What did the minister say?", set()),
         ("Who said it?", set()),
+        # A possessive before a role is whose X is, not X.
+        ("What did Iran's parliament speaker say about an attack?", set()),
+        ("What does the piece on Putin's silence say about it?", set()),
+        ("What did Trump's envoy Steve Witkoff say?", {"steve", "witkoff"}),
     ],
 )
 def test_sayer_is_the_name_between_the_auxiliary_and_the_verb(question: str, who: set) -> None:
