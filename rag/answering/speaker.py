@@ -37,7 +37,7 @@ _VERBS = (
     r"|warned|warns|warn|noted|notes|note|commented|claimed|stated|insisted|insists"
     r"|explained|explains|was quoted|is heard saying|predicted|predicts|suggested|suggests"
     r"|believes|believe|urged|urges|vowed|vows|threatened|threatens|pledged|demanded"
-    r"|accused|declared|replied|responded"
+    r"|accused|declared|replied|responded|described|describes"
 )
 _PRONOUN = r"(?:he|she|they|it|we|i|you|the sources?)"
 # What may stand between a subject and its verb of saying: "She has said", "he also
