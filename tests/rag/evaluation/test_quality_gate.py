@@ -42,7 +42,7 @@ COMPOSITION = {
     ("unanswerable", "test"): 3,
 }
 
-# Figures of the test half (learned scorer, README "Current figures"), 2026-12-01 03:34:
+# Figures of the test half (learned scorer, README "Current figures"), 2026-12-01 03:56:
 # hit@1 0.830 (78 of 94), hit@5 0.957, MRR@10 0.879, answer 0.777 (73), null on
 # unanswerable 0.941 (16 of 17), false abstention 0.085 (8). Bars one or two questions
 # below (above for false abstention). Verbatim is a contract: 1.0.
