@@ -267,9 +267,9 @@ def dated_otherwise(question: str, sentence: str) -> bool:
     Iran's November 2019 protests?" is not answered by "... killed across Iran on
     January 8 and 9"."""
     for pattern in (MONTH_NAME, YEAR_NUMBER):
-        asked = {m.group(0) for m in pattern.finditer(question)}
+        pinned = {m.group(0) for m in pattern.finditer(question)}
         stated = {m.group(0) for m in pattern.finditer(sentence)}
-        if asked and stated and not asked & stated:
+        if pinned and stated and not pinned & stated:
             return True
     return False
 

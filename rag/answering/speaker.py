@@ -140,6 +140,10 @@ def said_as(question: Question) -> re.Pattern[str] | None:
     return re.compile(rf"\b(?:{stem})\w*", re.I)
 
 
+# "Iran's parliament speaker": a capitalised possessive before a lower-case word.
+_OWNER = re.compile(r"\b[A-Z][\w.-]*['’]s?(?=\s+[a-z])")
+
+
 def sayer(question: Question) -> frozenset[str]:
     """The terms of the capitalised words naming X in "What did X say ...?" ("Ali
     Larijani" -> ali, larijani); empty when X is no name ("the minister", "Iran's
@@ -149,10 +153,6 @@ def sayer(question: Question) -> frozenset[str]:
         return frozenset()
     x = _OWNER.sub("", m.group(1))
     return frozenset(t for w in re.findall(r"\b[A-Z][\w’'.-]*", x) for t in tokenize(w))
-
-
-# "Iran's parliament speaker": a capitalised possessive before a lower-case word.
-_OWNER = re.compile(r"\b[A-Z][\w.-]*['’]s?(?=\s+[a-z])")
 
 
 # "What does the PSIA analysis say", "How does the commentary on Moscow's allies
