@@ -49,6 +49,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -557,15 +558,30 @@ class RayExecutor:
             yield ChunkRecord.from_block(chunk, block, key), bool(cached[i]), None, ""
 
 
+# The line a Python traceback ends on: "OSError: [Errno 28] No space left on device".
+_RAISED = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception|Exit|Interrupt): .+")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _explain(exc: BaseException) -> str:
-    """One line for a failed pipeline: the first error's own message, not Ray's trace."""
+    """One line for a failed pipeline: the first error's own message, not Ray's trace.
+
+    A worker's exception reaches the driver as text only (Ray keeps no __cause__ chain
+    across processes), and that text ends on Ray's advice about retries. The first
+    exception line the text holds that is not Ray's own wrapper is the one raised in
+    the worker, so it is the cause: a full disk, a killed process, a bug.
+    """
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, RagError):
             return str(cause)
         cause = cause.__cause__
-    text = str(exc).strip().splitlines()
-    summary = next((line for line in reversed(text) if line.strip()), type(exc).__name__)
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    raised = next(
+        (line for line in lines if _RAISED.match(line) and not line.startswith("ray.")), None
+    )
+    summary = raised or (lines[-1] if lines else type(exc).__name__)
     return (
         f"the Ray build failed: {summary[:500]}; the previous index is untouched "
         "(see the Ray logs under /tmp/ray/session_latest/logs)"

@@ -104,6 +104,31 @@ def test_a_failed_pipeline_is_explained_by_its_first_project_error() -> None:
     assert "previous index is untouched" in message
 
 
+# How Ray (2.x) reports an exception raised in a map actor: the worker's traceback as
+# text, wrapped by Ray's own exception, and ending on Ray's advice about retries. The
+# cause chain does not cross the process boundary.
+_RAY_ACTOR_FAILURE = (
+    "\x1b[36mray::MapWorker(MapBatches(A)).submit()\x1b[39m (pid=22150, ip=192.0.2.2)\n"
+    '  File "/work/main/rag/index/executors/ray_writer.py", line 6, in __call__\n'
+    '    raise OSError(28, "No space left on device")\n'
+    "OSError: [Errno 28] No space left on device\n"
+    "\n"
+    "The above exception was the direct cause of the following exception:\n"
+    "\n"
+    "\x1b[36mray::MapWorker(MapBatches(A)).submit()\x1b[39m (pid=22150, ip=192.0.2.2)\n"
+    "ray.exceptions.UserCodeException: UDF failed to process a data block.\n"
+    "Failed to apply UDF transform after 1/1 attempts (total backoff 0.0s).\n"
+    "To change retry attempts, backoff, or which errors are retried, configure "
+    "`ray.data.DataContext.get_current()` if you believe this to be transient."
+)
+
+
+def test_a_worker_failure_is_explained_by_the_error_the_worker_raised() -> None:
+    message = _explain(RuntimeError(_RAY_ACTOR_FAILURE))
+    assert message.startswith("the Ray build failed: OSError: [Errno 28] No space left on device; ")
+    assert "previous index is untouched" in message
+
+
 def test_token_columns_travel_as_one_buffer_and_are_read_back_in_place() -> None:
     import pyarrow as pa
 
