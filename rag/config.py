@@ -134,6 +134,13 @@ class AnswererConfig:
     # and a short claim the next sentence that goes on about it (rag/answering/
     # reference.py).
     use_reference: bool = True
+    # The next-best sentence joins the answer when it is the chosen one's neighbour in
+    # its passage, passes the same gates, and scores at least `neighbour_share` of the
+    # chosen one's score: the scorer cannot tell the two apart well enough to drop it.
+    use_neighbour: bool = True
+    # 0.4: of 0.3 to 0.8 on the seeds set's development half, the share that answered
+    # most questions with the shortest answers (README, Answers).
+    neighbour_share: float = 0.4
     # Null when the question names something (a name, a number) no chunk holds.
     use_absence: bool = True
     # Null when the answer's article lacks one of the names the question mentions.

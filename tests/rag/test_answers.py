@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -141,3 +142,22 @@ def test_span_facts_are_worked_out_once_and_match_the_text(qa: QA) -> None:
     assert index.span_holds(anchored, chunk.source, s, e)
     # Starting one character in, the slice no longer begins with the word.
     assert not index.span_holds(anchored, chunk.source, s + 1, e)
+
+
+def test_a_neighbour_that_scores_close_joins_the_answer(qa: QA) -> None:
+    # The chosen sentence names China's share of Iran's oil; the one after it, which
+    # scores close, says why both sell cheaply. Both are one span of S003 ¶30.
+    question = "Why do Russia and Iran both have to sell their oil cheaply?"
+    result = qa.ask(question)
+    assert result.answer is not None and result.answer_source is not None
+    assert result.answer.startswith("China is by far the largest buyer of Iranian oil")
+    assert result.answer.endswith("exports at a huge discount due to sanctions.")
+    source = result.answer_source
+    assert (source.source, source.paragraph) == (S003, 30)
+    text = (ROOT / "seeds" / S003).read_text(encoding="utf-8")
+    assert text[source.start : source.end] == result.answer
+    alone = replace(qa.config, answerer=replace(qa.config.answerer, use_neighbour=False))
+    single = QA.load(qa.index.path, alone, qa.embedder).ask(question)
+    assert single.answer is not None
+    assert single.answer == result.answer[: len(single.answer)]
+    assert "huge discount" not in single.answer
