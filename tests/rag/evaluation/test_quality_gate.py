@@ -42,15 +42,15 @@ COMPOSITION = {
     ("unanswerable", "test"): 3,
 }
 
-# Figures of the test half (learned scorer, README "Current figures"), 2026-12-01 03:56:
-# hit@1 0.830 (78 of 94), hit@5 0.957, MRR@10 0.879, answer 0.777 (73), null on
+# Figures of the test half (learned scorer, README "Current figures"), 2026-12-01 05:17:
+# hit@1 0.830 (78 of 94), hit@5 0.957, MRR@10 0.879, answer 0.787 (74), null on
 # unanswerable 0.941 (16 of 17), false abstention 0.085 (8). Bars one or two questions
 # below (above for false abstention). Verbatim is a contract: 1.0.
 GATES = {
     "--min-hit1": 0.80,
     "--min-hit5": 0.93,
     "--min-mrr": 0.85,
-    "--min-answer": 0.76,
+    "--min-answer": 0.77,
     "--min-abstain": 0.82,
     "--max-false-abstention": 0.11,
     "--min-verbatim": 1.0,
@@ -58,7 +58,7 @@ GATES = {
 
 # Per kind, as counts of the kind's test-half questions: (count, is_maximum). Measured:
 # fact 41/41 first, 40 answered right, none abstained; multi 12/13, 12, 1; paraphrase
-# 13/24, 9, 7; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 13
+# 13/24, 10, 7; context 3/6, 3, 0; speaker 6/6, 6; quote 3/4, 3; near-topic null on 13
 # of 14; off-topic ("unanswerable") null on 3 of 3. One or two questions of slack each;
 # off-topic questions must all get null.
 KIND_BARS: dict[str, dict[str, tuple[int, bool]]] = {
@@ -66,7 +66,7 @@ KIND_BARS: dict[str, dict[str, tuple[int, bool]]] = {
     "multi": {"hit@1": (11, False), "answer_match": (11, False), "false_abstention": (2, True)},
     "paraphrase": {
         "hit@1": (11, False),
-        "answer_match": (8, False),
+        "answer_match": (9, False),
         "false_abstention": (8, True),
     },
     "context": {"hit@1": (2, False), "answer_match": (2, False), "false_abstention": (1, True)},
