@@ -314,7 +314,7 @@ _SAYING = frozenset(
         "said added warned claimed told wrote called asked argued noted stated insisted "
         "explained predicted commented suggested replied declared echoed dared urged "
         "vowed threatened boasted challenged promised pledged demanded accused blamed "
-        "criticised criticized condemned denounced praised"
+        "criticised criticized condemned denounced praised voiced expressed"
     )
 )
 # Verbs that carry no act of their own: "Who carried out the detention of Maduro?" asks

@@ -67,6 +67,14 @@ _WHO = re.compile(
     # After a phrase that sets the scene: "According to the commentary, who ...".
     r"|^\W*(?:in|on|at|after|before|during|according to|besides|apart from|along with"
     r"|beyond|unlike|like)\b[^?]*?,\s*(?:who|whose|whom)\b"
+    # "According to which Russian Iran expert is ...?"
+    r"|^\W*according to (?:which|whom|whose)\b"
+    # "Which Russian interviewee said ...?": whoever the subject, a verb of saying asks
+    # for the one who said it ("What kind of outlet claimed ...?" asks for a description).
+    r"|^\W*(?:which|what) (?!(?:kind|type|sort)\b)"
+    r"(?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){1,3}"
+    r"(?:said|says|told|tells|wrote|writes|warned|warns|argued|argues|claimed|claims"
+    r"|described|describes)\b"
     r"|^\W*(?:which|what) (?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){0,2}"
     r"(?:official|spokes(?:wo)?man|spokesperson|minister|diplomat|analyst|expert|politician"
     r"|lawmaker|commentator|journalist|person|leader|woman|man|women|men|user|activist"
@@ -318,11 +326,14 @@ def quote_end(view: IndexView, cid: int, i: int) -> int:
 # Reported speech: a verb of saying, then "that" and the words ("told Iran International
 # that the blackout has severed access ...").
 _REPORTED = re.compile(rf"\b(?:{_VERBS})\b(?:\s+[\w’'.-]+){{0,4}}?\s+that\s+\w+", re.I)
-# A claim whose speaker is only described ("A former Russian diplomat says ..."): news
-# leads name the speaker just after ("Boris Bondarev, a former Russian diplomat who
-# ..., told Al Jazeera"). Group 1: the description.
+# A claim whose speaker is only described ("A former Russian diplomat says ...", "...,
+# according to one of Russia's leading Iran experts."): news leads name the speaker just
+# after ("Boris Bondarev, a former Russian diplomat who ..., told Al Jazeera"). Group 1
+# or 2: the description.
 _DESCRIBED = re.compile(
-    rf"^\W*(?:an?|one)\s+((?:[\w’'-]+\s+){{0,4}}?[\w’'-]+)\s+(?:{_VERBS})\b", re.I
+    rf"^\W*(?:an?|one)\s+((?:[\w’'-]+\s+){{0,4}}?[\w’'-]+)\s+(?:{_VERBS})\b"
+    r"|\baccording to (?:an?|one of)\s+((?:[\w’'-]+\s+){0,4}?[\w’'-]+)\W*$",
+    re.I,
 )
 
 
@@ -334,10 +345,10 @@ def named_after(
     words to someone by name: the very next one ("“Why rattle the sabers …?” Boris
     Bondarev … told Al Jazeera"), or a later one that repeats the description; None
     when there is none."""
-    m = _DESCRIBED.match(sentence_text(view, cid, i))
+    m = _DESCRIBED.search(sentence_text(view, cid, i))
     if not m:
         return None
-    described = set(tokenize(m.group(1)))
+    described = set(tokenize(m.group(1) or m.group(2)))
     n = len(view.chunk(cid).sentences)
     after = [(cid, j) for j in range(i + 1, min(n, i + 1 + REACH))]
     after += [
@@ -392,7 +403,7 @@ def resolve_speaker(
     if later is not None:
         return later
     if not refers_back(own) and (
-        names_speaker(own, question) or _DESCRIBED_ATTRIBUTION.search(own)
+        names_speaker(own, question) or _DESCRIBED_ATTRIBUTION.search(own) or _DESCRIBED.search(own)
     ):
         return Span(cid, i, i)
     # The quotation runs on and its attribution follows ("...,” Markov wrote).

@@ -213,6 +213,8 @@ def test_type_missing(question: str, sentence: str, before: str, missing: bool) 
         ("Who dared Trump to come and see?", set()),
         # So is blaming: "X said: “... provocateurs ...”" says who blamed them.
         ("Who blamed armed provocateurs for the violence?", set()),
+        # "Voiced outrage" is what "expressed outrage" says.
+        ("Who voiced outrage that the office kept posting?", set()),
         # A light verb carries no act: the detention is what is asked about.
         ("Who carried out the detention of Maduro?", set()),
         ("Which Iranian city saw the largest protest?", {"largest"}),

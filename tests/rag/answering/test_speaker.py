@@ -41,6 +41,9 @@ PARAGRAPHS = [
     "Another clip shows an elderly woman chanting. In the footage, she says: “I am not "
     "afraid. I have been dead for 47 years.”",
     "In a message released Sunday, Reza Pahlavi described the moment as a new phase.",
+    "The Kremlin is confident the protests have peaked, according to one of Russia’s "
+    "leading Iran experts.",
+    "Nikita Smagin told Al Jazeera that the embassy has informed Moscow.",
 ]
 
 
@@ -55,7 +58,35 @@ def span_text(view: FileView, span: speaker.Span) -> str:
 
 def test_the_sentences_are_what_the_chunker_splits(view: FileView) -> None:
     counts = [len(c.sentences) for c in view.chunks]
-    assert counts == [1, 2, 2, 2, 2, 3, 2, 1, 1, 2, 1, 1, 2, 6, 3, 1, 2, 1, 1, 2, 1, 2, 2, 3, 1]
+    assert counts == [
+        1,
+        2,
+        2,
+        2,
+        2,
+        3,
+        2,
+        1,
+        1,
+        2,
+        1,
+        1,
+        2,
+        6,
+        3,
+        1,
+        2,
+        1,
+        1,
+        2,
+        1,
+        2,
+        2,
+        3,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_a_quote_after_the_naming_sentence_takes_both(view: FileView) -> None:
@@ -122,6 +153,14 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_who(ask("In a clip posted on Monday, who was heard saying it?"))
     assert not speaker.asks_who(ask("What did Smagin, who quit the ministry, say?"))
     assert speaker.asks_who(ask("Which X user says she was arrested in 2019?"))
+    # Whoever the subject of a verb of saying, "which ... said" asks who said it.
+    assert speaker.asks_who(ask("Which Russian interviewee said her son was sad?"))
+    assert speaker.asks_who(ask("What Iranian outlet wrote that the toll had risen?"))
+    assert not speaker.asks_who(ask("What did the interviewee say about her son?"))
+    assert not speaker.asks_who(ask("What is said about the talks?"))
+    assert not speaker.asks_who(ask("What kind of outlet claimed that agents armed them?"))
+    assert speaker.asks_who(ask("According to which expert is the Kremlin confident?"))
+    assert not speaker.asks_who(ask("According to the expert, what is the Kremlin sure of?"))
     assert speaker.asks_what_said(ask("How did Nexta TV describe the gesture?"))
     assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
     assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
@@ -349,3 +388,21 @@ def test_a_sentence_closing_a_quotation_takes_the_speaker_of_its_opening(
 def test_describing_something_as_is_giving_ones_words(view: FileView) -> None:
     # "What did Reza Pahlavi call the moment?" is answered by what he "described" it as.
     assert speaker.said_by(view, 24, 0, frozenset({"reza", "pahlavi"})) is True
+
+
+def test_a_speaker_described_after_according_to_is_named_in_the_next_passage(
+    view: FileView,
+) -> None:
+    q = ask("According to which Russian expert is the Kremlin confident?")
+    # "..., according to one of Russia's leading Iran experts." + "Nikita Smagin told ...".
+    assert speaker.resolve_speaker(view, q, 25, 0, nearby=(25, 26)) == speaker.Span(26, 0, 0, 25)
+    assert speaker.resolve_speaker(view, q, 25, 0) == speaker.Span(25, 0, 0)
+
+
+def test_a_sentence_inside_a_quotation_takes_the_attribution_that_closes_it(
+    view: FileView,
+) -> None:
+    q = ask("Which Russian interviewee said her son was sad?")
+    span = speaker.resolve_speaker(view, q, 13, 3)
+    assert (span.chunk_id, span.first, span.last) == (13, 0, 5)
+    assert span_text(view, span).endswith("Irina told Al Jazeera.")
