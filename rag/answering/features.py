@@ -8,6 +8,7 @@ picks it up when `scripts/train_answerer.py` is run again.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -313,12 +314,25 @@ def _type_missing(c: Candidate, x: Context) -> float:
     )
 
 
+# A term in more than half of the chunks (BM25's IDF below log 2) tells no topic apart.
+EVERYWHERE_IDF = math.log(2)
+
+
 def _focus_missing(c: Candidate, x: Context) -> float:
     """Whether the sentence (with the one before it) lacks the role, act or superlative
-    the question turns on ("the current commander", "Who directed", "the largest")."""
+    the question turns on ("the current commander", "Who directed", "the largest"), or
+    its passage every term, but those of most chunks, of what X's words are asked about
+    ("What did X say about T?")."""
     chunk = x.view.chunk(c.chunk_id)
+    text = x.view.text(chunk.source)
     first = chunk.sentences[c.sentence - 1][0] if c.sentence else c.start
-    return float(gates.focus_missing(x.question, x.view.text(chunk.source)[first : c.end]))
+    everywhere = frozenset(
+        t for t in gates.topic(x.question) if x.view.term_idf(t) < EVERYWHERE_IDF
+    )
+    return float(
+        gates.focus_missing(x.question, text[first : c.end])
+        or gates.topic_missing(x.question, text[chunk.start : chunk.end], everywhere)
+    )
 
 
 FEATURES: dict[str, Feature] = {

@@ -403,6 +403,36 @@ def focus_missing(question: Question, text: str) -> bool:
     return not all(any(named(f, present) for f in _alternatives(t)) for t in need)
 
 
+def topic_missing(question: Question, text: str, everywhere: frozenset[str] = frozenset()) -> bool:
+    """Whether `text` lacks every term of the question's `topic` but those in
+    `everywhere` (terms most of the corpus holds, which tell no topic apart: "Iran" in
+    articles about Iran)."""
+    about = topic(question) - everywhere
+    if not about:
+        return False
+    present = frozenset(tokenize(text))
+    return not any(named(t, present) for t in about)
+
+
+# "What did X say about T?", "What has X told reporters about T?": what the words are
+# about. A sentence that gives X's words on something else answers another question.
+_ABOUT = re.compile(
+    r"\b(?:say|says|said|write|writes|wrote|written|tell|tells|told|think|thinks|thought"
+    r"|claim|claims|claimed|argue|argues|argued|warn|warns|warned)"
+    r"\b(?:\s+[\w’'-]+){0,3}?\s+about\s+(.+)",
+    re.I,
+)
+
+
+def topic(question: Question) -> frozenset[str]:
+    """The terms of T in "What did X say about T?", one of which the sentence's passage
+    must hold (a quotation may name its topic sentences before its attribution): "What
+    did Mariya Zakharova say about Iran's nationwide internet blackout?" is not answered
+    by her words on colour revolutions."""
+    m = _ABOUT.search(question.text)
+    return frozenset(tokenize(m.group(1))) if m else frozenset()
+
+
 # "What is the name of X ...?", "Which model of X ...?": the words of X follow.
 _NAME_OF = re.compile(
     r"^\W*(?:what|which)\s+(?:(?:is|was|are|were)\s+(?:the\s+)?names?|models?|makes?)\s+of\s+"

@@ -266,6 +266,48 @@ def test_focus_missing(question: str, text: str, missing: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        (
+            "What did Mariya Zakharova say about Iran's nationwide internet blackout?",
+            {"iran", "nationwid", "internet", "blackout"},
+        ),
+        ("What has Ahmed al-Shalah said about the protests in Iran?", {"protest", "iran"}),
+        # Up to three words between the verb and "about".
+        ("What did Smagin tell Al Jazeera about the Kremlin's mood?", {"kremlin", "mood"}),
+        # No "about": the words asked for are any.
+        ("What did Smagin say?", set()),
+        ("What is the report about?", set()),
+    ],
+)
+def test_topic(question: str, topic: set) -> None:
+    assert gates.topic(ask(question)) == topic
+
+
+ZAKHAROVA = "What did Mariya Zakharova say about Iran's nationwide internet blackout?"
+
+
+@pytest.mark.parametrize(
+    ("text", "everywhere", "missing"),
+    [
+        # Her words on something else.
+        ("Zakharova cited rhetoric about colour revolutions.", frozenset(), True),
+        # One term of the topic is enough, in any form.
+        ("Zakharova called the blackouts a provocation.", frozenset(), False),
+        # "Iran" counts when the corpus does not hold it everywhere ...
+        ("Zakharova said Iran would cope.", frozenset(), False),
+        # ... and not when it does.
+        ("Zakharova said Iran would cope.", frozenset({"iran"}), True),
+        ("Zakharova said the internet in Iran was cut.", frozenset({"iran"}), False),
+    ],
+)
+def test_the_topic_of_what_was_said_must_be_in_the_passage(
+    text: str, everywhere: frozenset[str], missing: bool
+) -> None:
+    assert gates.topic_missing(ask(ZAKHAROVA), text, everywhere) is missing
+
+
+@pytest.mark.parametrize(
     ("question", "head"),
     [
         ("What is the name of the UN secretary-general who said so?", "secretary-general"),
