@@ -139,7 +139,7 @@ class AnswererConfig:
     # chosen one's score: the scorer cannot tell the two apart well enough to drop it.
     use_neighbour: bool = True
     # 0.4: of 0.3 to 0.8 on the seeds set's development half, the share that answered
-    # most questions with the shortest answers (README, Answers).
+    # most questions with the shortest answers (README, How it answers).
     neighbour_share: float = 0.4
     # Null when the question names something (a name, a number) no chunk holds.
     use_absence: bool = True
