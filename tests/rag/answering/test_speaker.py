@@ -270,15 +270,33 @@ def test_said_by_is_not_words_about_x(view: FileView, cid: int, sentence: int) -
     assert speaker.said_by(view, cid, sentence, frozenset({"ghalibaf"})) is False
 
 
-def test_a_described_speaker_is_named_after_the_quotation_opening_the_next_passage(
-    view: FileView,
+@pytest.mark.parametrize(
+    ("question", "cid", "named"),
+    [
+        # "A former Russian diplomat says ..." + "“Why rattle the sabers?” Boris Bondarev
+        # ... told Al Jazeera.": named after the quotation that opens the next passage
+        # ("President Trump" in the claim is not its speaker).
+        (
+            "Which former Russian diplomat said the threats were empty?",
+            8,
+            speaker.Span(9, 1, 1, 8),
+        ),
+        # "..., according to one of Russia's leading Iran experts." + "Nikita Smagin told
+        # ...": named in the next passage's first sentence.
+        (
+            "According to which Russian expert is the Kremlin confident?",
+            25,
+            speaker.Span(26, 0, 0, 25),
+        ),
+    ],
+)
+def test_a_described_speaker_is_named_in_the_next_passage(
+    view: FileView, question: str, cid: int, named: speaker.Span
 ) -> None:
-    q = ask("Which former Russian diplomat said the threats were empty?")
-    # Named in the next passage, after the quotation that opens it ("President Trump"
-    # in the claim is not its speaker) ...
-    assert speaker.resolve_speaker(view, q, 8, 0, nearby=(8, 9)) == speaker.Span(9, 1, 1, 8)
-    # ... which must be among the candidate passages.
-    assert speaker.resolve_speaker(view, q, 8, 0) == speaker.Span(8, 0, 0)
+    q = ask(question)
+    assert speaker.resolve_speaker(view, q, cid, 0, nearby=(cid, cid + 1)) == named
+    # ... which must be among the candidate passages; else the claim stays as it is.
+    assert speaker.resolve_speaker(view, q, cid, 0) == speaker.Span(cid, 0, 0)
 
 
 def test_reported_speech_is_the_answer_not_a_lead_in(view: FileView) -> None:
@@ -388,15 +406,6 @@ def test_a_sentence_closing_a_quotation_takes_the_speaker_of_its_opening(
 def test_describing_something_as_is_giving_ones_words(view: FileView) -> None:
     # "What did Reza Pahlavi call the moment?" is answered by what he "described" it as.
     assert speaker.said_by(view, 24, 0, frozenset({"reza", "pahlavi"})) is True
-
-
-def test_a_speaker_described_after_according_to_is_named_in_the_next_passage(
-    view: FileView,
-) -> None:
-    q = ask("According to which Russian expert is the Kremlin confident?")
-    # "..., according to one of Russia's leading Iran experts." + "Nikita Smagin told ...".
-    assert speaker.resolve_speaker(view, q, 25, 0, nearby=(25, 26)) == speaker.Span(26, 0, 0, 25)
-    assert speaker.resolve_speaker(view, q, 25, 0) == speaker.Span(25, 0, 0)
 
 
 def test_a_sentence_inside_a_quotation_takes_the_attribution_that_closes_it(
