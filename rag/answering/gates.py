@@ -247,8 +247,9 @@ def type_missing(question: Question, sentence: str, before: str = "") -> bool:
         return True
     if dated_otherwise(question.text, sentence):
         return True
+    plain = asked(question.text)
     for asks, holds in _GATED:
-        if asks.search(asked(question.text)):
+        if asks.search(plain):
             text = sentence if holds in _OWN_SENTENCE else before + sentence
             own = set(question.terms)
             what = counted(question.text) if holds is NUMBER else frozenset()
@@ -417,9 +418,7 @@ def topic_missing(question: Question, text: str, everywhere: frozenset[str] = fr
 # "What did X say about T?", "What has X told reporters about T?": what the words are
 # about. A sentence that gives X's words on something else answers another question.
 _ABOUT = re.compile(
-    r"\b(?:say|says|said|write|writes|wrote|written|tell|tells|told|think|thinks|thought"
-    r"|claim|claims|claimed|argue|argues|argued|warn|warns|warned)"
-    r"\b(?:\s+[\w’'-]+){0,3}?\s+about\s+(.+)",
+    rf"\b(?:{speaker.SAYING_FORMS}|think|thinks|thought)\b(?:\s+[\w’'-]+){{0,3}}?\s+about\s+(.+)",
     re.I,
 )
 

@@ -71,6 +71,7 @@ _WHO = re.compile(
     r"|^\W*according to (?:which|whom|whose)\b"
     # "Which Russian interviewee said ...?": whoever the subject, a verb of saying asks
     # for the one who said it ("What kind of outlet claimed ...?" asks for a description).
+    # Finite forms only, not `_VERBS`: "What analysts say about ..." asks for the words.
     r"|^\W*(?:which|what) (?!(?:kind|type|sort)\b)"
     r"(?:(?!(?:is|was|are|were|did|does|do|has|have|had)\b)[\w-]+ ){1,3}"
     r"(?:said|says|told|tells|wrote|writes|warned|warns|argued|argues|claimed|claims"
@@ -90,6 +91,9 @@ _VERBS_ASKED = (
     r"|characteri[sz]e|portray"
 )
 _ANY_SAYING = re.compile(r"say|said|describe|characteri[sz]e|portray", re.I)
+# Every form of a verb of saying this module knows, in a text or in a question ("What
+# did X write about ...?"), as a regex alternation (gates.topic reads it).
+SAYING_FORMS = rf"{_VERBS}|{_VERBS_ASKED}"
 _WHAT_SAID = re.compile(rf"{_ASKED}\b.+\b(?:{_VERBS_ASKED})\b", re.I)
 # How far the speaker is looked for, in sentences.
 REACH = 2
