@@ -73,10 +73,14 @@ def candidates(
             signals = scored.signals
             passage_late = signals.get("late_context") or signals.get("dense", 0.0)
             late = sentence_late(view, cid, question, weights)
-            for i, ((s, e), (own, window)) in enumerate(zip(chunk.sentences, late, strict=True)):
+            for i, ((s, e), (own, window, pooled)) in enumerate(
+                zip(chunk.sentences, late, strict=True)
+            ):
                 terms = view.span_terms(chunk.source, s, e)
                 found.append(
-                    Candidate(cid, i, s, e, rank, own, window, scored.score, passage_late, terms)
+                    Candidate(
+                        cid, i, s, e, rank, own, window, pooled, scored.score, passage_late, terms
+                    )
                 )
     return found
 

@@ -34,6 +34,7 @@ class Candidate:
     rank: int  # rank of the passage among the top hits (its folded duplicates share it)
     own: float  # late interaction with the sentence's own tokens
     window: float  # ... with the sentence before it too
+    pooled: float  # cosine of the question's vector and the sentence's mean token
     passage: float  # the passage's fused retrieval score
     passage_late: float  # the passage's late interaction with its context
     terms: frozenset[str]  # the sentence's BM25 terms
@@ -83,7 +84,7 @@ def novelty(question: Question, terms: frozenset[str]) -> float:
 
 def sentence_late(
     view: IndexView, cid: int, question: Question, weights: np.ndarray
-) -> list[tuple[float, float]]:
+) -> list[tuple[float, float, float]]:
     """Late interaction of the question with each sentence's tokens (contextual, from the
     chunk), alone and together with the sentence before it: "Ghalibaf told a rally ..."
     followed by the quote itself, which names nobody. A passage's first sentence takes
@@ -102,13 +103,28 @@ def sentence_late(
             (
                 maxsim(question.tokens, weights, tokens[inside]),
                 maxsim(question.tokens, weights, tokens[window]),
+                pooled_cosine(question.vector, tokens[inside]),
             )
         )
     return scores
 
 
+def pooled_cosine(vector: np.ndarray, tokens: np.ndarray) -> float:
+    """Cosine of a question's pooled vector with the mean of a sentence's contextual
+    token embeddings: the sentence's meaning as a whole, where MaxSim matches words."""
+    if not len(tokens):
+        return 0.0
+    mean = tokens.astype(np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return float(mean @ vector) / norm if norm else 0.0
+
+
 def _sentence(c: Candidate, x: Context) -> float:
     return c.own
+
+
+def _pooled(c: Candidate, x: Context) -> float:
+    return c.pooled
 
 
 def _window(c: Candidate, x: Context) -> float:
@@ -338,6 +354,7 @@ def _focus_missing(c: Candidate, x: Context) -> float:
 FEATURES: dict[str, Feature] = {
     "sentence": _sentence,
     "window": _window,
+    "pooled": _pooled,
     "coverage": _coverage,
     "novelty": _novelty,
     "passage": _passage,

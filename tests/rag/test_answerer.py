@@ -10,7 +10,7 @@ from rag.answering.features import Candidate
 
 
 def cand(chunk_id: int, sentence: int) -> Candidate:
-    return Candidate(chunk_id, sentence, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, frozenset())
+    return Candidate(chunk_id, sentence, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, frozenset())
 
 
 def key(score: float, passes: bool = True, said: bool = False) -> Key:

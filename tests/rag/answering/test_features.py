@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from rag.answering import features as F
@@ -43,7 +44,7 @@ class Corpus:
 
 def values(question: str, cid: int) -> dict[str, float]:
     q = ask(question)
-    c = F.Candidate(cid, 0, 0, 10, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
+    c = F.Candidate(cid, 0, 0, 10, 0, 0.5, 0.5, 0.5, 0.5, 0.5, frozenset())
     context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]
     return {
         "key_absent": F._key_absent(c, context),
@@ -111,7 +112,7 @@ def test_names_the_corpus_or_the_article_lacks(
 def test_type_missing(question: str, cid: int, missing: float) -> None:
     q = ask(question)
     chunk = Corpus().chunk(cid)
-    c = F.Candidate(cid, 0, chunk.start, chunk.end, 0, 0.5, 0.5, 0.5, 0.5, frozenset())
+    c = F.Candidate(cid, 0, chunk.start, chunk.end, 0, 0.5, 0.5, 0.5, 0.5, 0.5, frozenset())
     context = F.Context(Corpus(), q, AnswererConfig())  # type: ignore[arg-type]
     assert F._type_missing(c, context) == missing
 
@@ -119,3 +120,23 @@ def test_type_missing(question: str, cid: int, missing: float) -> None:
 def test_every_feature_is_named_once_and_the_hand_weights_name_features() -> None:
     assert len(F.FEATURES) == len(set(F.FEATURES))
     assert set(AnswererConfig().weights) <= set(F.FEATURES)
+
+
+@pytest.mark.parametrize(
+    ("tokens", "expected"),
+    [
+        # The mean of (1, 0) and (0, 1) is (0.5, 0.5): cosine with (1, 0) is 1/sqrt(2).
+        ([[1.0, 0.0], [0.0, 1.0]], 0.5**0.5),
+        # One token: its own cosine with the question.
+        ([[0.6, 0.8]], 0.6),
+        # Opposite tokens cancel out: no direction, no similarity (not a division by 0).
+        ([[1.0, 0.0], [-1.0, 0.0]], 0.0),
+        # A sentence without tokens.
+        (np.zeros((0, 2)), 0.0),
+    ],
+)
+def test_pooled_cosine(tokens: list[list[float]], expected: float) -> None:
+    question = np.asarray([1.0, 0.0], dtype=np.float32)
+    rows = np.asarray(tokens, dtype=np.float16)
+    # float16 rows, as the token store keeps them: 0.6 is stored as 0.6001.
+    assert F.pooled_cosine(question, rows) == pytest.approx(expected, abs=1e-3)
