@@ -208,11 +208,29 @@ def counted(question: str) -> frozenset[str]:
     return frozenset(t for t in tokenize(" ".join(run)) if len(t) > 2 and not t[0].isdigit())
 
 
+# "How many people ..." counts people of any kind ("thousands of protesters"), and a
+# collective with no noun of its own counts them too ("leaving millions unable to
+# communicate").
+_PEOPLE = frozenset(tokenize("people persons individuals"))
+# Matched as written, not stemmed: "protesters" and "protests" share a stem.
+_PERSONS = re.compile(
+    r"\b(?:protesters?|demonstrators?|civilians?|citizens?|residents?|Iranians?|Russians?"
+    r"|users?|activists?|children|women|men|workers?|detainees?|prisoners?|students?)\b",
+    re.I,
+)
+_COLLECTIVE = re.compile(r"(?:dozens|hundreds|thousands|millions)\b(?!\s+of\b)", re.I)
+
+
 def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
     """Whether the number is followed, within four words, by what is counted ("more than
-    400 bodies", "thousands of protesters"), not by something else ("four years ago")."""
-    after = set(tokenize(" ".join(text[number.end() :].split()[:4])))
-    return any(named(t, frozenset(after)) for t in what)
+    400 bodies", "thousands of protesters"), not by something else ("four years ago").
+    People are counted by a kind of person too, or by a collective alone ("millions")."""
+    words = " ".join(text[number.end() :].split()[:4])
+    if any(named(t, frozenset(tokenize(words))) for t in what):
+        return True
+    return bool(what & _PEOPLE) and bool(
+        _PERSONS.search(words) or _COLLECTIVE.match(text, number.start())
+    )
 
 
 # A sentence that is itself a question ("Withdraw its troops from Ukraine and send them
@@ -279,12 +297,21 @@ def dated_otherwise(question: str, sentence: str) -> bool:
 _PRONOUN_AGE = re.compile(r"\b(?:she|he)\s+(?:is|was|turned)\s+\d", re.I)
 
 
+# "How old is the woman who lit a cigarette from the burning Khamenei portrait?": the
+# person asked about is described, not named; the names that follow are not hers.
+_OLD_DESCRIBED = re.compile(r"^\W*how old (?:is|was|are|were) (?:the|a|an|this|that)\b", re.I)
+
+
 def _age_of(question: Question, text: str, age: re.Match[str]) -> bool:
     """Whether `age` in `text` is the age of whom the question names: within a few words
     of one of their names ("the death of 22-year-old Mahsa Amini" is not Nika
     Shakarami's age), or given by a pronoun ("She is 25"); any age when the question
-    names nobody ("How old is the woman ...?")."""
-    names = {t for phrase in question.phrases for t in phrase}
+    names nobody, or asks about someone it describes ("How old is the woman ...?")."""
+    names = (
+        set()
+        if _OLD_DESCRIBED.match(question.text)
+        else {t for phrase in question.phrases for t in phrase}
+    )
     if not names or _PRONOUN_AGE.search(text, max(0, age.start() - 8), age.end()):
         return True
     near = text[max(0, age.start() - 40) : age.end() + 40]

@@ -192,6 +192,29 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
             "",
             False,
         ),
+        # People are counted by a kind of person, or by a collective with no noun of its
+        # own; not by a number of other things.
+        ("How many people were killed?", "Thousands of protesters were killed.", "", False),
+        ("How many people were cut off?", "It left millions unable to talk.", "", False),
+        ("How many people were killed?", "Thousands of tanks were lost.", "", True),
+        ("How many people were killed?", "Millions of dollars were spent.", "", True),
+        # ... as written: "protests" shares the stem of "protesters".
+        ("How many people were detained?", "It recalls the 2022 protests.", "", True),
+        ("How many tanks were lost?", "It left millions unable to talk.", "", True),
+        # The age of someone the question describes rather than names: the names that
+        # follow ("Khamenei") are not that person's.
+        (
+            "How old is the woman who burned the Khamenei portrait?",
+            "The woman posts as Morticia Addams and, per her posts, is 25.",
+            "",
+            False,
+        ),
+        (
+            "How old was Khamenei when he burned the portrait?",
+            "The woman posts as Morticia Addams and, per her posts, is 25.",
+            "",
+            True,
+        ),
         # Questions of other kinds pass.
         ("Why did Moscow stay silent?", "Moscow stayed silent.", "", False),
     ],
