@@ -16,8 +16,9 @@ No reader model ships offline, so the answer is chosen from the text's own struc
    the sentences giving X's words (rag/answering/speaker.py).
 4. The chosen sentence is widened the way a reader would (speaker.py): a "who"
    question takes the sentence naming the speaker, "what did X say" the whole
-   quotation after the lead-in; and a neighbour that scores nearly as well joins it
-   (`close_neighbour`).
+   quotation after the lead-in; a neighbour that scores nearly as well joins it
+   (`close_neighbour`), and so does a sentence of a few words right after it
+   (`short_follow`: "None endured.").
 5. Null when the strongest sentence's evidence is below the scorer's threshold, when
    no sentence passes the gates, or when the question names something (a person, a
    place, a number) that no chunk of the corpus, or the answer's article, holds.
@@ -32,6 +33,7 @@ from rag.answering import reference, speaker
 from rag.answering.features import Candidate, Context, features, sentence_late
 from rag.answering.scorer import make_scorer
 from rag.answering.view import IndexView
+from rag.chunker import Chunk
 from rag.config import AnswererConfig
 from rag.index import Index
 from rag.question import Question
@@ -151,6 +153,15 @@ def close_neighbour(ranked: list[tuple[Key, Candidate]], share: float) -> int | 
     return None
 
 
+def short_follow(view: IndexView, chunk: Chunk, last: int, words: int) -> bool:
+    """Whether the sentence after sentence `last` of `chunk` has at most `words` words
+    (0: never): so short a sentence finishes the one before rather than standing alone."""
+    if words <= 0 or last + 1 >= len(chunk.sentences):
+        return False
+    start, end = chunk.sentences[last + 1]
+    return len(view.text(chunk.source)[start:end].split()) <= words
+
+
 def best_candidate(
     view: IndexView,
     question: Question,
@@ -256,6 +267,8 @@ def extract_answer(
     first, last = span.first, span.last
     if chosen.neighbour is not None and span.chunk_id == c.chunk_id:
         first, last = min(first, chosen.neighbour), max(last, chosen.neighbour)
+    if config.use_follow and short_follow(view, chunk, last, config.follow_words):
+        last += 1
     start, end = chunk.sentences[first][0], chunk.sentences[last][1]
     text = view.text(chunk.source)[start:end]
     return Answer(text, span.chunk_id, start, end, confidence, strength, span.support, values)

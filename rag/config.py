@@ -141,6 +141,12 @@ class AnswererConfig:
     # 0.4: of 0.3 to 0.8 on the seeds set's development half, the share that answered
     # most questions with the shortest answers (README, How it answers).
     neighbour_share: float = 0.4
+    # A sentence of at most `follow_words` words right after the answer joins it: so short
+    # a sentence finishes the one before ("... pro-Bolshevik governments in places such
+    # as Hungary, Bavaria, and Latvia." + "None endured."). 3 to 7 did the same on the
+    # seeds set's development half (README, How it answers).
+    use_follow: bool = True
+    follow_words: int = 5
     # Null when the question names something (a name, a number) no chunk holds.
     use_absence: bool = True
     # Null when the answer's article lacks one of the names the question mentions.

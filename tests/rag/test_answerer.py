@@ -1,12 +1,13 @@
-"""When a neighbour joins the chosen sentence (rag/answerer.py, `close_neighbour`):
-exact decisions on hand-made rankings."""
+"""When a neighbour joins the chosen sentence (rag/answerer.py, `close_neighbour`, and
+`short_follow`): exact decisions on hand-made rankings and text."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.answerer import Key, close_neighbour
+from rag.answerer import Key, close_neighbour, short_follow
 from rag.answering.features import Candidate
+from rag.chunker import Chunk
 
 
 def cand(chunk_id: int, sentence: int) -> Candidate:
@@ -52,3 +53,46 @@ def test_close_neighbour(
     ranked: list[tuple[Key, Candidate]], share: float, expected: int | None
 ) -> None:
     assert close_neighbour(ranked, share) == expected
+
+
+TEXT = "Bolshevik governments rose in Hungary and Bavaria. None endured. Others came later on."
+
+
+class Text:
+    """The slice of IndexView `short_follow` reads: a file's text."""
+
+    def text(self, source: str) -> str:
+        return TEXT
+
+
+def sentence_spans() -> tuple[tuple[int, int], ...]:
+    spans, start = [], 0
+    for piece in (
+        "Bolshevik governments rose in Hungary and Bavaria.",
+        "None endured.",
+        "Others came later on.",
+    ):
+        begin = TEXT.index(piece, start)
+        spans.append((begin, begin + len(piece)))
+        start = begin + len(piece)
+    return tuple(spans)
+
+
+@pytest.mark.parametrize(
+    ("last", "words", "joins"),
+    [
+        # "None endured." (2 words) finishes the sentence before it.
+        (0, 5, True),
+        (0, 2, True),
+        (0, 1, False),
+        # "Others came later on." has 4 words.
+        (1, 5, True),
+        (1, 3, False),
+        # Nothing after the last sentence; 0 switches the rule off.
+        (2, 5, False),
+        (0, 0, False),
+    ],
+)
+def test_short_follow(last: int, words: int, joins: bool) -> None:
+    chunk = Chunk("a.txt", 1, 0, len(TEXT), TEXT, 0, sentences=sentence_spans())
+    assert short_follow(Text(), chunk, last, words) is joins  # type: ignore[arg-type]
