@@ -84,13 +84,15 @@ _WHO = re.compile(
     re.I,
 )
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
-# and up to three words naming what was said, then the auxiliary, X and the verb.
+# and up to three words naming what was said, then the auxiliary, X and the verb. "How
+# did X react / respond" asks for X's words too, when the article quotes X reacting
+# ("“Iran? What Iran? …,” Irina … told Al Jazeera").
 _ASKED = r"\b(?:what|how)(?: [\w-]+){0,3}? (?:did|does|do|has|have)"
 _VERBS_ASKED = (
     r"say|said|write|tell|told|warn|ask|add|call|comment|claim|argue|predict|describe"
-    r"|characteri[sz]e|portray"
+    r"|characteri[sz]e|portray|react|respond|reply"
 )
-_ANY_SAYING = re.compile(r"say|said|describe|characteri[sz]e|portray", re.I)
+_ANY_SAYING = re.compile(r"say|said|describe|characteri[sz]e|portray|react|respond", re.I)
 # Every form of a verb of saying this module knows, in a text or in a question ("What
 # did X write about ...?"), as a regex alternation (gates.topic reads it).
 SAYING_FORMS = rf"{_VERBS}|{_VERBS_ASKED}"

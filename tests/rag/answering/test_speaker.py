@@ -165,6 +165,10 @@ def test_who_and_what_said_questions_are_told_apart() -> None:
     assert speaker.asks_what_said(ask("What rhetorical questions did Bondarev ask?"))
     assert not speaker.asks_what_said(ask("What did the protesters do after the blackout?"))
     assert not speaker.asks_what_said(ask("When did the protests begin?"))
+    # "How did X react / respond" asks for X's words too.
+    assert speaker.asks_what_said(ask("How did Irina first react when asked about Iran?"))
+    assert speaker.asks_what_said(ask("How did Tehran respond to the threats?"))
+    assert not speaker.asks_what_said(ask("How did the protests end?"))
     # "According to X, what ...": what X's words say; not "According to X, when ...".
     assert speaker.asks_what_said(ask("According to J.K. Rowling, what do they not care about?"))
     assert not speaker.asks_what_said(ask("According to the report, when did it begin?"))
@@ -217,6 +221,8 @@ def test_said_as_matches_the_forms_of_the_verb_asked_for() -> None:
     # what X called it, not how.
     assert speaker.said_as(ask("What did Ghalibaf say?")) is None
     assert speaker.said_as(ask("How did Zakharova characterise the threat?")) is None
+    # ... nor does "react": the reaction is what was said, however it is reported.
+    assert speaker.said_as(ask("How did Irina react to the question?")) is None
     assert speaker.asks_what_said(ask("How did Zakharova characterise the threat?"))
 
 
