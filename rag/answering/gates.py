@@ -219,14 +219,20 @@ _PERSONS = re.compile(
     re.I,
 )
 _COLLECTIVE = re.compile(r"(?:dozens|hundreds|thousands|millions)\b(?!\s+of\b)", re.I)
+# "How many children ..." is counted by "a mother of two": a parent "of" a number.
+_CHILDREN = frozenset(tokenize("children kids sons daughters"))
+_PARENT_OF = re.compile(r"\b(?:mother|father|parent|mum|mom|dad)s?\s+of\s+$", re.I)
 
 
 def _counts(text: str, number: re.Match[str], what: frozenset[str]) -> bool:
     """Whether the number is followed, within four words, by what is counted ("more than
     400 bodies", "thousands of protesters"), not by something else ("four years ago").
-    People are counted by a kind of person too, or by a collective alone ("millions")."""
+    People are counted by a kind of person too, or by a collective alone ("millions");
+    children by a parent "of" the number ("a mother of two")."""
     words = " ".join(text[number.end() :].split()[:4])
     if any(named(t, frozenset(tokenize(words))) for t in what):
+        return True
+    if what & _CHILDREN and _PARENT_OF.search(text[max(0, number.start() - 20) : number.start()]):
         return True
     return bool(what & _PEOPLE) and bool(
         _PERSONS.search(words) or _COLLECTIVE.match(text, number.start())

@@ -198,6 +198,9 @@ def test_counted_is_what_how_many_counts(question: str, counted: set) -> None:
         ("How many people were cut off?", "It left millions unable to talk.", "", False),
         ("How many people were killed?", "Thousands of tanks were lost.", "", True),
         ("How many people were killed?", "Millions of dollars were spent.", "", True),
+        # Children are counted by a parent "of" the number.
+        ("How many children does Irina have?", "Irina, a mother of two, said so.", "", False),
+        ("How many children does Irina have?", "Irina, one of two speakers, said so.", "", True),
         # ... as written: "protests" shares the stem of "protesters".
         ("How many people were detained?", "It recalls the 2022 protests.", "", True),
         ("How many tanks were lost?", "It left millions unable to talk.", "", True),
