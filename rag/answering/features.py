@@ -34,7 +34,7 @@ class Candidate:
     rank: int  # rank of the passage among the top hits (its folded duplicates share it)
     own: float  # late interaction with the sentence's own tokens
     window: float  # ... with the sentence before it too
-    pooled: float  # cosine of the question's vector and the sentence's mean token
+    pooled: float  # cosine of the question's vector with the sentence's mean token embedding
     passage: float  # the passage's fused retrieval score
     passage_late: float  # the passage's late interaction with its context
     terms: frozenset[str]  # the sentence's BM25 terms
