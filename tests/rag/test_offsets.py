@@ -107,8 +107,9 @@ def test_answers_from_crlf_and_bom_files_are_verbatim(
     result = qa.ask("When did the protests begin?", top_k=5)
     files = {p.name: p.read_bytes().decode("utf-8") for p in corpus.iterdir()}
     src = result.answer_source
-    assert result.answer == "The protests began in late December 2025."
-    assert (src.source, src.paragraph, src.start, src.end) == ("a.txt", 2, 16, 57)
+    # The sentence that answers, with the short one after it (AnswererConfig.use_follow).
+    assert result.answer == "The protests began in late December 2025. They spread fast."
+    assert (src.source, src.paragraph, src.start, src.end) == ("a.txt", 2, 16, 75)
     assert files[src.source][src.start : src.end] == result.answer
     assert result.citations
     for c in result.citations:
