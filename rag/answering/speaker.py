@@ -85,8 +85,9 @@ _WHO = re.compile(
 )
 # "What did X say", "How did X describe", "What rhetorical questions did X ask": "what"
 # and up to three words naming what was said, then the auxiliary, X and the verb. "How
-# did X react / respond" asks for X's words too, when the article quotes X reacting
-# ("“Iran? What Iran? …,” Irina … told Al Jazeera").
+# did X react / respond / reply" asks for X's words too, when the article quotes X
+# reacting ("“Iran? What Iran? …,” Irina … told Al Jazeera"); "reply" alone has its
+# forms preferred ("replied"), as "add" has.
 _ASKED = r"\b(?:what|how)(?: [\w-]+){0,3}? (?:did|does|do|has|have)"
 _VERBS_ASKED = (
     r"say|said|write|tell|told|warn|ask|add|call|comment|claim|argue|predict|describe"
@@ -138,14 +139,14 @@ _SAYING = re.compile(rf"[“”\"]|\b(?:{_VERBS})\b")
 # Characters before a passage read for the speaker of its first sentence.
 _BEFORE = 400
 # The forms of a verb of saying in a text; "say" is any saying, so it has none.
-_VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote"}
+_VERB_FORMS = {"tell": "tell|told", "told": "tell|told", "write": "writ|wrote", "reply": "repl"}
 
 
 def said_as(question: Question) -> re.Pattern[str] | None:
     """How "What did X add / warn / write ...?" says X spoke, as a pattern of the verb's
-    forms ("added", "adds"); None for "say", which any attribution answers, and for
+    forms ("added", "adds"); None for "say", which any attribution answers, for
     "describe", "characterise" and "portray", which ask what X called something, not
-    how X said it."""
+    how X said it, and for "react" and "respond", whose answer is what X said."""
     m = _SAYER.search(question.text)
     if not m or _ANY_SAYING.fullmatch(m.group(2)):
         return None

@@ -223,6 +223,8 @@ def test_said_as_matches_the_forms_of_the_verb_asked_for() -> None:
     assert speaker.said_as(ask("How did Zakharova characterise the threat?")) is None
     # ... nor does "react": the reaction is what was said, however it is reported.
     assert speaker.said_as(ask("How did Irina react to the question?")) is None
+    replied = speaker.said_as(ask("What did Araghchi reply to Trump?"))
+    assert replied is not None and replied.search("he replied") and not replied.search("he said")
     assert speaker.asks_what_said(ask("How did Zakharova characterise the threat?"))
 
 
