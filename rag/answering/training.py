@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -105,3 +106,34 @@ def without(
         if not drop(h.chunk_id)
     ]
     return kept[:k], {cid: h for cid, h in by_id.items() if not drop(cid)}
+
+
+def first_choice(rows: list[Row], scores: np.ndarray, passes: np.ndarray) -> dict[str, Row]:
+    """Per group, the row the answerer ranks first on `scores`: the best of the rows that
+    pass the gates (`passes`), or of all of them when none passes; the first on a tie."""
+    best: dict[str, tuple[tuple[bool, float], Row]] = {}
+    for row, score, ok in zip(rows, scores, passes, strict=True):
+        key = (bool(ok), float(score))
+        if row.group not in best or key > best[row.group][0]:
+            best[row.group] = (key, row)
+    return {group: row for group, (_, row) in best.items()}
+
+
+def fold_of(key: str, folds: int) -> int:
+    """A fixed fold for `key` (the sha256 of its text): the same in every run."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest(), 16) % folds
+
+
+def out_of_fold(
+    x: np.ndarray, y: np.ndarray, fold: np.ndarray, names: tuple[str, ...], l2: float = 1.0
+) -> np.ndarray:
+    """Each row's probability from a model fitted on the rows of the other folds only,
+    so that no row is scored by a model that saw its label."""
+    scores = np.zeros(len(y), dtype=np.float64)
+    for k in np.unique(fold):
+        test = fold == k
+        if len(np.unique(y[~test])) < 2:
+            raise ValueError(f"fold {k}: the other folds hold only one label; use fewer folds")
+        model = fit_logistic(x[~test], y[~test], names, l2=l2)
+        scores[test] = model.probability(x[test])
+    return scores

@@ -103,6 +103,38 @@ def test_threshold_keeping_and_best_per_group() -> None:
     assert best["q/own"] == (0.7, rows[1]) and best["q/other"] == (0.1, rows[2])
 
 
+def test_first_choice_prefers_rows_that_pass_the_gates() -> None:
+    rows = [
+        training.Row("a", 1, {}),  # the best score, but gated
+        training.Row("a", 0, {}),
+        training.Row("a", 0, {}),  # ties with the row before: the first one wins
+        training.Row("b", 1, {}),  # every row of b is gated: the best of them wins
+        training.Row("b", 0, {}),
+    ]
+    scores = np.array([0.9, 0.4, 0.4, 0.3, 0.2])
+    passes = np.array([False, True, True, False, False])
+    chosen = training.first_choice(rows, scores, passes)
+    assert chosen["a"] is rows[1] and chosen["b"] is rows[3]
+
+
+def test_fold_of_is_the_sha256_of_the_key() -> None:
+    # sha256("x") = 2d7116...4881 (sha256sum): odd, so fold 1 of 2; it is 0 mod 5.
+    assert training.fold_of("x", 2) == 1
+    assert training.fold_of("x", 5) == 0
+
+
+def test_out_of_fold_scores_each_row_with_a_model_that_never_saw_it() -> None:
+    x = np.array([[0.0], [1.0], [2.0], [3.0], [0.5], [2.5]])
+    y = np.array([0, 0, 1, 1, 0, 1])
+    fold = np.array([0, 0, 0, 1, 1, 1])
+    scores = training.out_of_fold(x, y, fold, ("a",))
+    for k in (0, 1):
+        model = training.fit_logistic(x[fold != k], y[fold != k], ("a",))
+        assert np.array_equal(scores[fold == k], model.probability(x[fold == k]))
+    with pytest.raises(ValueError, match="only one label"):
+        training.out_of_fold(x, np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 0, 1, 1, 1]), ("a",))
+
+
 def test_holds_answer_folds_case_quotes_and_spaces() -> None:
     assert training.holds_answer("The “Super  Bowl” was held.", ("super bowl",))
     assert not training.holds_answer("The Super Bowl was held.", ("World Cup",))
